@@ -1,0 +1,1 @@
+"""Deterministic task generators and loaders for the shipped data."""

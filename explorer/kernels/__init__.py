@@ -1,0 +1,1 @@
+"""Numba kernels: pure functions on arrays, no classes. Public API lives in explorer.analysis."""

@@ -1,0 +1,53 @@
+"""Numba flag presets: the one place kernel compilation options are decided.
+
+Rules learnt by pynndescent and umap:
+- ``cache=True`` only on serial leaf kernels; never on ``parallel=True`` kernels (cached parallel
+  kernels segfault when the thread count changes).
+- no ``fastmath`` where NaN/inf checks or divisions matter (fastmath implies ``nnan``, so
+  ``np.isnan`` returns False); :data:`FASTMATH_SAFE` keeps NaN/inf semantics and only allows
+  reassociation and contraction for reductions.
+- decorators are lazy (no signatures), so nothing compiles at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FASTMATH_SAFE = frozenset({"contract", "reassoc", "arcp"})
+LEAF: dict[str, Any] = {"nopython": True, "nogil": True, "cache": True}
+LEAF_REDUCTION: dict[str, Any] = {**LEAF, "fastmath": set(FASTMATH_SAFE)}
+PARALLEL: dict[str, Any] = {"nopython": True, "nogil": True, "parallel": True, "cache": False}
+
+__all__ = ["FASTMATH_SAFE", "LEAF", "LEAF_REDUCTION", "PARALLEL", "leaf", "parallel", "threads"]
+
+
+def leaf(fn: F) -> F:
+    """Serial, cached kernel with strict IEEE semantics."""
+    return numba.njit(**LEAF)(fn)  # type: ignore[no-any-return]
+
+
+def parallel(fn: F) -> F:
+    """Parallel (``prange``) kernel; never cached."""
+    return numba.njit(**PARALLEL)(fn)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def threads(n: int | None) -> Iterator[int]:
+    """Run parallel kernels with ``n`` threads inside the block (``None``: leave as is)."""
+    old = numba.get_num_threads()
+    if n is not None:
+        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(
+                f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}"
+            )
+        numba.set_num_threads(n)
+    try:
+        yield numba.get_num_threads()
+    finally:
+        numba.set_num_threads(old)

@@ -1,0 +1,1 @@
+"""Training as a stepper, snapshot recorders and safe checkpoints."""

@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
-EXTRAS ?= hf,dev
+EXTRAS ?= hf,dev,projections
 LAB_PORT ?= 8888
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.explorer-installed-$(TORCH_VERSION)-$(subst $(comma),-,$(EXTRAS))

@@ -92,7 +92,9 @@ class Bench:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
             w.writerows(self.rows)
-        print(f"\n== {self.name} (medians; cores={os.cpu_count()}, python {sys.version.split()[0]})")
+        print(
+            f"\n== {self.name} (medians; cores={os.cpu_count()}, python {sys.version.split()[0]})"
+        )
         for r in self.rows:
             if "ours_s" in r:
                 print(_format(r))

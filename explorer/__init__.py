@@ -20,8 +20,18 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-_SUBMODULES = ("analysis", "data", "device", "errors", "kernels", "models", "train", "validation")
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = [
+    "__version__",
+    "analysis",
+    "data",
+    "device",
+    "errors",
+    "kernels",
+    "models",
+    "train",
+    "validation",
+]
+_SUBMODULES = frozenset(__all__) - {"__version__"}
 
 if TYPE_CHECKING:
     from explorer import analysis, data, device, errors, kernels, models, train, validation

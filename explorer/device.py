@@ -70,7 +70,9 @@ def as_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
-def as_torch(x: Any, device: DeviceLike | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+def as_torch(
+    x: Any, device: DeviceLike | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Any array-like → torch tensor on ``device`` (default: leave where it is / CPU)."""
     if isinstance(x, torch.Tensor):
         t = x.detach()

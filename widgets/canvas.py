@@ -57,7 +57,9 @@ class HeatmapGrid(anywidget.AnyWidget):
         if arr.ndim == 2:
             arr = arr[None]
         if arr.ndim != 3:
-            raise ValueError(f"maps must have shape (m, rows, cols) or (rows, cols), got {arr.shape}")
+            raise ValueError(
+                f"maps must have shape (m, rows, cols) or (rows, cols), got {arr.shape}"
+            )
         finite = arr[np.isfinite(arr)]
         lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
         hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)

@@ -19,7 +19,14 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
-__all__ = ["ChromiumNotFoundError", "Exportable", "export", "export_table", "find_chromium", "to_figure"]
+__all__ = [
+    "ChromiumNotFoundError",
+    "Exportable",
+    "export",
+    "export_table",
+    "find_chromium",
+    "to_figure",
+]
 
 STATIC_FORMATS = ("png", "svg", "pdf")
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -39,7 +46,12 @@ class Exportable(Protocol):
 
 def find_chromium() -> str:
     """Path of the system Chromium (``$BROWSER_PATH`` first), or a ChromiumNotFoundError."""
-    for candidate in (os.environ.get("BROWSER_PATH"), "chromium", "chromium-browser", "google-chrome"):
+    for candidate in (
+        os.environ.get("BROWSER_PATH"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ):
         found = candidate and shutil.which(candidate)
         if found:
             return found
@@ -68,7 +80,10 @@ def _ensure_server() -> None:
     with _lock:
         if not _server_running:
             kaleido.start_sync_server(
-                n=1, path=find_chromium(), mathjax=False, plotlyjs=_PLOTLY_JS.as_uri(),
+                n=1,
+                path=find_chromium(),
+                mathjax=False,
+                plotlyjs=_PLOTLY_JS.as_uri(),
                 silence_warnings=True,
             )
             atexit.register(kaleido.stop_sync_server, silence_warnings=True)
@@ -90,7 +105,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def figure_html(fig: go.Figure) -> str:
     """Self-contained HTML page for ``fig``: plotly.js inlined, no MathJax, no CDN."""
     return fig.to_html(
-        include_plotlyjs=True, include_mathjax=False, full_html=True,
+        include_plotlyjs=True,
+        include_mathjax=False,
+        full_html=True,
         config={"displaylogo": False, "toImageButtonOptions": {"format": "svg"}},
     )
 

@@ -16,8 +16,14 @@ _FONT = dict(family="DejaVu Sans, Arial, sans-serif", size=12, color="#222")
 
 def _template() -> go.layout.Template:
     axis = dict(
-        showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e8e8e8",
-        zeroline=False, title_font=dict(size=12), tickfont=dict(size=11),
+        showline=True,
+        linecolor="#444",
+        mirror=True,
+        ticks="outside",
+        gridcolor="#e8e8e8",
+        zeroline=False,
+        title_font=dict(size=12),
+        tickfont=dict(size=11),
     )
     return go.layout.Template(
         layout=dict(

@@ -20,9 +20,9 @@ import numba
 F = TypeVar("F", bound=Callable[..., Any])
 
 FASTMATH_SAFE = frozenset({"contract", "reassoc", "arcp"})
-LEAF: dict[str, Any] = {"nopython": True, "nogil": True, "cache": True}
+LEAF: dict[str, Any] = {"nogil": True, "cache": True}
 LEAF_REDUCTION: dict[str, Any] = {**LEAF, "fastmath": set(FASTMATH_SAFE)}
-PARALLEL: dict[str, Any] = {"nopython": True, "nogil": True, "parallel": True, "cache": False}
+PARALLEL: dict[str, Any] = {"nogil": True, "parallel": True, "cache": False}
 
 __all__ = ["FASTMATH_SAFE", "LEAF", "LEAF_REDUCTION", "PARALLEL", "leaf", "parallel", "threads"]
 

@@ -1,0 +1,128 @@
+"""Figure export: every format, offline, atomic, escaped, with one reused browser server."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from widgets import export, export_table
+from widgets.export import ChromiumNotFoundError, find_chromium, to_figure
+
+EVIL = "<script>alert(1)</script>"
+
+
+def _figure() -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=[[0, 1], [1, 0]], x=["a", EVIL], y=["b", "c"]))
+    fig.update_layout(template="explorer", title=f"token {EVIL}")
+    return fig
+
+
+def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
+    html = export(_figure(), tmp_path / "f.html").read_text()
+    tags = re.findall(r"<(script|link|img|iframe)\b([^>]*)>", html)
+    assert tags and all("src=" not in attrs and "href=" not in attrs for _, attrs in tags)
+    outside_scripts = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert "http" not in outside_scripts
+    assert EVIL not in html  # the token is escaped inside the JSON payload
+    assert "alert(1)" in html
+
+
+@pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<svg"), ("pdf", b"%PDF")])
+def test_static_formats(tmp_path: Path, fmt: str, magic: bytes) -> None:
+    out = export(_figure(), tmp_path / f"f.{fmt}", width=300, height=200)
+    assert magic in out.read_bytes()[:200]
+
+
+def test_server_is_reused(tmp_path: Path) -> None:
+    export(_figure(), tmp_path / "warm.png")
+    t0 = time.perf_counter()
+    for i in range(3):
+        export(_figure(), tmp_path / f"again{i}.svg")
+    assert (time.perf_counter() - t0) / 3 < 3.0  # a fresh browser per export costs ~6 s
+
+
+def test_panel_and_widget_are_exportable(tmp_path: Path) -> None:
+    class Panel:
+        def to_figure(self) -> go.Figure:
+            return _figure()
+
+    assert isinstance(to_figure(Panel()), go.Figure)
+    assert isinstance(to_figure(go.FigureWidget(_figure())), go.Figure)
+    assert export(Panel(), tmp_path / "p.html").stat().st_size > 1000
+    with pytest.raises(TypeError, match="cannot export"):
+        to_figure(42)  # type: ignore[arg-type]
+
+
+def test_bad_format_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown export format"):
+        export(_figure(), tmp_path / "f.jpeg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_chromium_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    with pytest.raises(ChromiumNotFoundError, match="apt-get install chromium"):
+        find_chromium()
+
+
+def test_tables(tmp_path: Path) -> None:
+    df = pd.DataFrame({"step": [0, 1], "metric": ["loss", "loss"], "value": [1.0, 0.5]})
+    for suffix in (".csv", ".parquet", ".json"):
+        out = export_table(df, tmp_path / f"t{suffix}")
+        back = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": pd.read_json}[suffix](
+            out
+        )
+        assert back["value"].tolist() == [1.0, 0.5]
+    with pytest.raises(ValueError, match="unknown table format"):
+        export_table(df, tmp_path / "t.xlsx")
+
+
+OFFLINE_SCRIPT = textwrap.dedent(
+    """
+    import socket, sys
+    attempts = []
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network blocked by test")
+    _connect = socket.socket.connect
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            refuse(address)
+        return _connect(self, address)
+    socket.socket.connect = connect
+    socket.socket.connect_ex = lambda self, address: refuse(address)
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+
+    import explorer, explorer.analysis, explorer.device
+    import plotly.graph_objects as go
+    import widgets
+    fig = go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(template="explorer", title="$x^2$"))
+    widgets.export(fig, sys.argv[1] + "/off.html")
+    widgets.export(fig, sys.argv[1] + "/off.png")
+    print("attempts", len(attempts))
+    """
+)
+
+
+def test_export_with_network_blocked(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", OFFLINE_SCRIPT, str(tmp_path)]
+    # As root, also cut the whole process tree (Chromium included) off the network.
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        cmd = ["unshare", "--net", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "attempts 0" in out.stdout
+    assert (tmp_path / "off.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "off.html").stat().st_size > 1_000_000

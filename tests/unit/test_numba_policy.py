@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from explorer.kernels import _numba
+
+
+def test_presets_follow_the_rules() -> None:
+    assert _numba.LEAF["cache"] is True and "fastmath" not in _numba.LEAF
+    assert _numba.PARALLEL["parallel"] is True and _numba.PARALLEL["cache"] is False
+    assert "nnan" not in _numba.FASTMATH_SAFE and "ninf" not in _numba.FASTMATH_SAFE
+
+
+def _nan_count(x: np.ndarray) -> int:
+    n = 0
+    for v in x:
+        if np.isnan(v):
+            n += 1
+    return n
+
+
+@pytest.mark.kernels
+def test_leaf_kernels_keep_nan_checks() -> None:
+    kernel = numba.njit(**_numba.LEAF_REDUCTION)(_nan_count)
+    assert kernel(np.array([1.0, np.nan, np.nan])) == 2
+
+
+def test_threads_context_manager_restores() -> None:
+    before = numba.get_num_threads()
+    with _numba.threads(1) as n:
+        assert n == 1 == numba.get_num_threads()
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be between"):
+        with _numba.threads(10_000):
+            pass
+
+
+def test_importing_explorer_compiles_nothing() -> None:
+    code = (
+        "import importlib, pkgutil, explorer\n"
+        "from numba.core.registry import cpu_target\n"
+        "for m in pkgutil.walk_packages(explorer.__path__, 'explorer.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "import gc\n"
+        "print(sum(len(d.overloads) for d in gc.get_objects() if isinstance(d, Dispatcher)))"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"

@@ -1,7 +1,8 @@
 """Real JupyterLab driven by Debian Chromium through Playwright.
 
 Fixtures: ``lab_server`` (one JupyterLab per session, serving a temporary copy of notebooks/
-and data/ with isolated JUPYTER_* dirs) and ``lab`` (a fresh page; see :class:`LabSession`).
+and data/ with isolated JUPYTER_* dirs) and ``lab`` (a fresh page; see
+``tests/browser/labsession.py``, importable in tests as ``from labsession import LabSession``).
 Everything started here is stopped by PID. Screenshots go to ``artifacts/browser/``.
 Without Chromium or Playwright the tier is skipped loudly — and fails under CI.
 """

@@ -1,0 +1,36 @@
+"""Import time of the packages (fresh interpreter each time), median of several runs.
+
+Goal: `import explorer` under 1.5 s. Subpackages load lazily, so the first use of
+``explorer.analysis`` (which imports torch and numba) is timed separately.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+from _harness import Bench
+
+CASES = {
+    "import explorer": "import explorer",
+    "import explorer + explorer.analysis (torch, numba)": "import explorer, explorer.analysis, explorer.device",
+    "import widgets (plotly, anywidget)": "import widgets",
+    "peer: import torch": "import torch",
+}
+
+
+def import_seconds(stmt: str, repeat: int = 5) -> float:
+    code = f"import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(repeat)
+    ]
+    return statistics.median(runs)
+
+
+if __name__ == "__main__":
+    bench = Bench("import")
+    for case, stmt in CASES.items():
+        bench.note(case, "median_s", round(import_seconds(stmt), 3))
+    bench.report()

@@ -1,0 +1,270 @@
+"""Train N seeds of one configuration together.
+
+Batched mode stacks the N models' parameters (``torch.func.stack_module_state``) and runs
+them in one ``vmap``-ed ``functional_call``: one optimizer over the stacked tensors gives each
+seed exactly the update it would get alone (SGD/Adam/AdamW are elementwise; gradient clipping
+is done per seed). Models that vmap cannot run (dropout, in-place buffer updates, data-dependent
+control flow) fall back to one :class:`Trainer` per seed, stepped in turn.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from explorer.analysis.frames import tidy
+from explorer.device import resolve_device
+from explorer.train.config import TaskLike, TrainConfig
+from explorer.train.objectives import per_seed_loss, resolve_loss
+from explorer.train.optim import build_optimizer, lr_at, set_lr
+from explorer.train.state import GoodState, TrainingDiverged, all_finite
+from explorer.train.trainer import ModelFactory, Trainer, _uses_dropout, build_seeded, task_tensors
+
+__all__ = ["MultiSeedTrainer"]
+
+
+class _Stacked(nn.Module):
+    """The seeds' parameters and buffers as one module, so GoodState can copy them."""
+
+    def __init__(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.p = nn.ParameterList([nn.Parameter(v) for v in params.values()])
+        for i, v in enumerate(buffers.values()):
+            self.register_buffer(f"b{i}", v)
+
+
+class MultiSeedTrainer:
+    """Train ``factory(seed)`` (or ``factory()`` under the seed, see ``build_seeded``) once per seed in ``seeds`` on ``task`` under ``config``.
+
+    ``mode="auto"`` tries the batched (vmap) path and falls back to sequential training when
+    the model does not allow it; ``"vmap"`` raises instead of falling back; ``"sequential"``
+    always trains one model after another. :meth:`step` returns one metric dict per seed (each
+    with a ``seed`` key); :meth:`models` returns ordinary modules holding each seed's weights.
+    """
+
+    def __init__(
+        self,
+        factory: ModelFactory,
+        task: TaskLike,
+        config: TrainConfig | None = None,
+        *,
+        seeds: Sequence[int] = (0, 1, 2, 3),
+        mode: str = "auto",
+        **overrides: Any,
+    ) -> None:
+        if not callable(factory) or isinstance(factory, nn.Module):
+            raise TypeError("factory must be a callable building a fresh model: f() or f(seed)")
+        seeds = [int(s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+        if mode not in ("auto", "vmap", "sequential"):
+            raise ValueError(f"mode must be 'auto', 'vmap' or 'sequential', got {mode!r}")
+        config = config or TrainConfig()
+        self.config = config.with_(**overrides) if overrides else config
+        self.factory, self.task, self.seeds = factory, task, seeds
+        self.fallback_reason: str | None = None
+        self.mode = "sequential"
+        if mode != "sequential":
+            try:
+                self._init_vmap()
+                self.mode = "vmap"
+            except Exception as err:
+                if mode == "vmap":
+                    raise
+                self.fallback_reason = f"{type(err).__name__}: {err}"
+        if self.mode == "sequential":
+            self.trainers = [Trainer(factory, task, self.config.with_(seed=s)) for s in seeds]
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ batched path
+    def _init_vmap(self) -> None:
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        self.loss_name = resolve_loss(self.task, cfg.loss)
+        self.data = task_tensors(self.task, self.device, self.loss_name)
+        models = [build_seeded(self.factory, s).to(self.device) for s in self.seeds]
+        if _uses_dropout(models[0]):
+            raise ValueError("the model uses dropout; vmap would share or break its randomness")
+        params, buffers = stack_module_state(models)
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        self._base = copy.deepcopy(models[0]).to("meta")
+        self._stack = _Stacked(params, buffers)
+        self._params = list(self._stack.p)
+        self._buffers = list(self._stack.buffers())
+        self.optimizer = build_optimizer(self._params, cfg)
+        self._good = GoodState(self._stack, self.optimizer)
+        self._gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self._orders = [torch.empty(0, dtype=torch.long) for _ in self.seeds]
+        self._cursor = len(self.data["x_train"])  # the first batch draws a permutation
+        self._forward = vmap(self._call_one, in_dims=(0, 0, 0))
+        self._forward_shared = vmap(self._call_one, in_dims=(0, 0, None))
+        with torch.no_grad():  # trial run: raises here if the model cannot be vmapped
+            self._forward_shared(self._pdict(), self._bdict(), self.data["x_train"][:2])
+
+    def _pdict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._names, self._params, strict=True))
+
+    def _bdict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self._buffer_names, self._buffers, strict=True))
+
+    def _call_one(
+        self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> Any:
+        return functional_call(self._base, (p, b), (x,))
+
+    def _batch_indices(self) -> torch.Tensor | None:
+        bs, n = self.config.batch_size, len(self.data["x_train"])
+        if bs is None or bs >= n:
+            return None
+        if self._cursor + bs > n:
+            self._orders = [torch.randperm(n, generator=g) for g in self._gens]
+            self._cursor = 0
+        idx = torch.stack([o[self._cursor : self._cursor + bs] for o in self._orders])
+        self._cursor += bs
+        return idx.to(self.device)
+
+    def _clip_per_seed(self) -> torch.Tensor:
+        """Per-seed global gradient norms (S,), clipping each seed to ``grad_clip``."""
+        grads = [p.grad for p in self._params if p.grad is not None]
+        sq = torch.stack([g.reshape(g.shape[0], -1).double().pow(2).sum(1) for g in grads]).sum(0)
+        norms = sq.sqrt()
+        if self.config.grad_clip is not None:
+            scale = (self.config.grad_clip / (norms + 1e-6)).clamp(max=1.0).float()
+            for g in grads:
+                g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+        return norms
+
+    def _step_vmap(self) -> list[dict[str, float]]:
+        step = self.global_step
+        idx = self._batch_indices()
+        x, y = self.data["x_train"], self.data["y_train"]
+        self.optimizer.zero_grad(set_to_none=True)
+        if idx is None:
+            out = self._forward_shared(self._pdict(), self._bdict(), x)
+            ys = y.expand(len(self.seeds), *y.shape)
+        else:
+            out = self._forward(self._pdict(), self._bdict(), x[idx])
+            ys = y[idx]
+        losses, accs = per_seed_loss(out, ys, self.loss_name)
+        values = losses.detach().cpu().numpy()
+        if not np.isfinite(values).all():
+            self._diverge(f"the training loss became non-finite for seed(s) {self._bad(values)}")
+        self._good.save(step)
+        losses.sum().backward()
+        norms = self._clip_per_seed().cpu().numpy()
+        if not np.isfinite(norms).all() or not all_finite(
+            [p.grad for p in self._params if p.grad is not None]
+        ):
+            self._diverge(f"the gradient became non-finite for seed(s) {self._bad(norms)}")
+        lr = lr_at(step, self.config)
+        set_lr(self.optimizer, lr)
+        self.optimizer.step()
+        acc = None if accs is None else accs.detach().cpu().numpy()
+        rows = []
+        for i, s in enumerate(self.seeds):
+            row = {
+                "seed": s,
+                "step": step + 1,
+                "loss": float(values[i]),
+                "lr": lr,
+                "grad_norm": float(norms[i]),
+            }
+            if acc is not None:
+                row["acc"] = float(acc[i])
+            rows.append(row)
+        return rows
+
+    def _bad(self, values: np.ndarray) -> list[int]:
+        return [s for s, v in zip(self.seeds, values, strict=True) if not np.isfinite(v)]
+
+    def _diverge(self, what: str) -> None:
+        failed = self.global_step
+        restored = self._good.restore() if self._good.step >= 0 else failed
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step = restored
+        self.history = [h for h in self.history if h["step"] <= restored]
+        raise TrainingDiverged(
+            f"Diverged: {what} at step {failed}. Restored the weights from step {restored}.",
+            failed,
+            restored,
+        )
+
+    @torch.no_grad()
+    def _evaluate_vmap(self) -> list[dict[str, float]]:
+        rows: list[dict[str, float]] = [{} for _ in self.seeds]
+        for split in ("train", "test"):
+            n = self.config.eval_samples
+            x, y = self.data[f"x_{split}"][:n], self.data[f"y_{split}"][:n]
+            if len(x) == 0:
+                continue
+            out = self._forward_shared(self._pdict(), self._bdict(), x)
+            losses, accs = per_seed_loss(out, y.expand(len(self.seeds), *y.shape), self.loss_name)
+            for i in range(len(self.seeds)):
+                rows[i][f"{split}_loss"] = float(losses[i])
+                if accs is not None:
+                    rows[i][f"{split}_acc"] = float(accs[i])
+        return rows
+
+    # ------------------------------------------------------------------ public
+    def step(self) -> list[dict[str, float]]:
+        """One update of every seed; one metric dict per seed, in ``seeds`` order."""
+        t0 = time.perf_counter()
+        if self.mode == "vmap":
+            rows = self._step_vmap()
+            self.global_step += 1
+            if self.global_step % self.config.eval_every == 0 or self.global_step == 1:
+                for row, ev in zip(rows, self._evaluate_vmap(), strict=True):
+                    row.update(ev)
+        else:
+            rows = []
+            for s, trainer in zip(self.seeds, self.trainers, strict=True):
+                rows.append({"seed": s, **trainer.step()})
+            self.global_step += 1
+        elapsed = time.perf_counter() - t0
+        for row in rows:
+            row["seconds"] = elapsed
+        self.history.extend(rows)
+        return rows
+
+    def run(self, n: int) -> Iterator[list[dict[str, float]]]:
+        """Yield the per-seed metrics of ``n`` steps."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        for _ in range(int(n)):
+            yield self.step()
+
+    def models(self) -> list[nn.Module]:
+        """One ordinary module per seed holding that seed's current weights (copies)."""
+        if self.mode == "sequential":
+            return [copy.deepcopy(t.model) for t in self.trainers]
+        out = []
+        for i, s in enumerate(self.seeds):
+            model = build_seeded(self.factory, s).to(self.device)
+            state = {
+                n: p[i].detach().clone() for n, p in zip(self._names, self._params, strict=True)
+            }
+            state.update(
+                {n: b[i].clone() for n, b in zip(self._buffer_names, self._buffers, strict=True)}
+            )
+            model.load_state_dict(state)
+            out.append(model)
+        return out
+
+    def history_frame(self) -> pd.DataFrame:
+        """Tidy history: (seed, step, metric, value)."""
+        return tidy(
+            {"seed": int(h["seed"]), "step": int(h["step"]), "metric": k, "value": float(v)}
+            for h in self.history
+            for k, v in h.items()
+            if k not in ("seed", "step")
+        )

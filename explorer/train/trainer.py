@@ -1,0 +1,290 @@
+"""A training stepper: ``step()`` and ``run(n)`` yield metric dicts; nothing is printed.
+
+Deterministic given ``config.seed`` (model built from a factory under that seed, minibatch
+order and dropout from the trainer's own generators). A NaN/inf loss or gradient restores the
+last good state and raises :class:`TrainingDiverged` with the reason; the trainer stays usable.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from explorer.analysis.frames import tidy
+from explorer.device import as_torch, resolve_device
+from explorer.train.config import TaskLike, TrainConfig
+from explorer.train.objectives import batch_loss, resolve_loss
+from explorer.train.optim import build_optimizer, lr_at, set_lr
+from explorer.train.state import GoodState, TrainingDiverged, all_finite
+
+__all__ = ["ModelSource", "Trainer", "build_seeded", "task_tensors"]
+
+ModelFactory = Callable[[], nn.Module] | Callable[[int], nn.Module]
+ModelSource = nn.Module | ModelFactory
+
+
+def _takes_seed(factory: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return any(p.kind in positional and p.default is p.empty for p in params)
+
+
+def build_seeded(factory: ModelFactory, seed: int) -> nn.Module:
+    """Build a model for ``seed``: ``factory(seed)`` if it takes an argument (e.g.
+    ``lambda s: MLP(MLPConfig(seed=s))``), else ``factory()`` with torch's CPU generator seeded
+    by ``seed``. The global random state is left as it was; the same seed gives the same
+    initial weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = factory(seed) if _takes_seed(factory) else factory()  # type: ignore[call-arg]
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"the model factory must return a torch.nn.Module, got {type(model).__name__}"
+        )
+    return model
+
+
+def _as_input(x: Any, device: torch.device) -> torch.Tensor:
+    t = as_torch(x, device=device)
+    if t.is_floating_point():
+        return t.float()
+    return t.long()
+
+
+def _as_target(y: Any, device: torch.device, loss: str) -> torch.Tensor:
+    t = as_torch(y, device=device)
+    if loss == "ce":
+        if t.is_floating_point():
+            if not torch.equal(t, t.round()):
+                raise ValueError(
+                    "cross-entropy targets must be integer class ids; got fractional values"
+                )
+        return t.long()
+    return t.float()
+
+
+def task_tensors(task: TaskLike, device: torch.device, loss: str) -> dict[str, torch.Tensor]:
+    """The task's splits as tensors on ``device``: inputs float32 (or int64 tokens), targets
+    int64 for cross-entropy and float32 for MSE. Validates sizes and finiteness."""
+    for attr in ("x_train", "y_train", "x_test", "y_test"):
+        if not hasattr(task, attr):
+            raise TypeError(f"task must have x_train, y_train, x_test, y_test; {attr} is missing")
+    out = {
+        "x_train": _as_input(task.x_train, device),
+        "y_train": _as_target(task.y_train, device, loss),
+        "x_test": _as_input(task.x_test, device),
+        "y_test": _as_target(task.y_test, device, loss),
+    }
+    for split in ("train", "test"):
+        x, y = out[f"x_{split}"], out[f"y_{split}"]
+        if len(x) != len(y):
+            raise ValueError(f"x_{split} has {len(x)} samples but y_{split} has {len(y)}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"x_{split} contains NaN or inf; clean the data before training")
+        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+            raise ValueError(f"y_{split} contains NaN or inf; clean the data before training")
+    if len(out["x_train"]) == 0:
+        raise ValueError("the task has no training samples")
+    return out
+
+
+def _uses_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
+class Trainer:
+    """Train ``model`` on ``task`` one step at a time.
+
+    ``model``: an ``nn.Module`` or a factory (preferred: built by :func:`build_seeded` under
+    ``config.seed``, so runs are reproducible and :meth:`reset` rebuilds it). Keyword
+    ``overrides`` replace fields of ``config`` (``Trainer(model, task, lr=1e-3)``).
+
+    Attributes: ``model``, ``optimizer``, ``config``, ``global_step`` (updates applied),
+    ``history`` (one metric dict per step), ``diverged`` (reason string or None).
+    """
+
+    def __init__(
+        self,
+        model: ModelSource,
+        task: TaskLike,
+        config: TrainConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = config or TrainConfig()
+        self.config = config.with_(**overrides) if overrides else config
+        self.task = task
+        self.device = resolve_device(self.config.device)
+        self.loss_name = resolve_loss(task, self.config.loss)
+        self.data = task_tensors(task, self.device, self.loss_name)
+        self._source = model
+        self._initial_state: dict[str, torch.Tensor] | None = None
+        if isinstance(model, nn.Module):
+            self._initial_state = copy.deepcopy(model.state_dict())
+        elif not callable(model):
+            raise TypeError(
+                f"model must be a torch.nn.Module or a model factory, got {type(model).__name__}"
+            )
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Back to step 0: initial weights, fresh optimizer, same seed, empty history."""
+        if isinstance(self._source, nn.Module):
+            model = self._source
+            assert self._initial_state is not None
+            model.load_state_dict(self._initial_state)
+        else:
+            model = build_seeded(self._source, self.config.seed)
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(list(self.model.parameters()), self.config)
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("the model has no trainable parameters")
+        self._good = GoodState(self.model, self.optimizer)
+        self._batch_gen = torch.Generator().manual_seed(self.config.seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        self._dropout_rng = (
+            torch.Generator().manual_seed(self.config.seed + 1).get_state()
+            if _uses_dropout(self.model)
+            else None
+        )
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []
+        self.diverged: str | None = None
+
+    @property
+    def n_train(self) -> int:
+        return len(self.data["x_train"])
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data["x_train"], self.data["y_train"]
+        bs = self.config.batch_size
+        if bs is None or bs >= len(x):
+            return x, y
+        if self._cursor + bs > len(self._order):
+            self._order = torch.randperm(len(x), generator=self._batch_gen)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + bs].to(self.device)
+        self._cursor += bs
+        return x[idx], y[idx]
+
+    # ------------------------------------------------------------------ steps
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        step = self.global_step
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, acc = batch_loss(self.model(x), y, self.loss_name)
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            self._diverge(f"the training loss became {loss_value} at step {step}")
+        self._good.save(step)
+        loss.backward()
+        grads = [p.grad for p in self._params if p.grad is not None]
+        clip = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params, clip))
+        if not np.isfinite(grad_norm) or not all_finite(grads):
+            self._diverge(f"the gradient norm became {grad_norm} at step {step}")
+        lr = lr_at(step, self.config)
+        set_lr(self.optimizer, lr)
+        self.optimizer.step()
+        metrics = {"step": step + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+        if acc is not None:
+            metrics["acc"] = float(acc)
+        return metrics
+
+    def _diverge(self, what: str) -> None:
+        failed = self.global_step
+        restored = self._good.restore() if self._good.step >= 0 else failed
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step = restored
+        del self.history[restored:]
+        hint = "lower the learning rate, add gradient clipping or weight decay, then continue"
+        self.diverged = f"Diverged: {what}. Restored the weights from step {restored}; {hint}."
+        raise TrainingDiverged(self.diverged, failed, restored)
+
+    def step(self) -> dict[str, float]:
+        """One optimizer update. Returns ``{"step", "loss", "lr", "grad_norm"[, "acc"]}`` plus
+        ``train_loss``/``test_loss`` (and ``train_acc``/``test_acc``) every ``eval_every``
+        steps. Raises :class:`TrainingDiverged` after restoring the last good state."""
+        t0 = time.perf_counter()
+        x, y = self._next_batch()
+        if self._dropout_rng is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self._dropout_rng)
+                metrics = self._forward_backward(x, y)
+                self._dropout_rng = torch.get_rng_state()
+        else:
+            metrics = self._forward_backward(x, y)
+        self.global_step += 1
+        self.diverged = None
+        if self.global_step % self.config.eval_every == 0 or self.global_step == 1:
+            metrics.update(self.evaluate())
+        metrics["seconds"] = time.perf_counter() - t0
+        self.history.append(metrics)
+        return metrics
+
+    def run(
+        self, n: int, *, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[dict[str, float]]:
+        """Yield the metrics of up to ``n`` steps; stops early when ``should_stop()`` is true."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        for _ in range(int(n)):
+            if should_stop is not None and should_stop():
+                return
+            yield self.step()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, x: Any, *, batch_size: int = 8192) -> torch.Tensor:
+        """Model outputs for inputs ``x`` (eval mode, no gradients), on the trainer's device."""
+        xt = _as_input(x, self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            parts = [self.model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)]
+        finally:
+            self.model.train(was_training)
+        return torch.cat(parts) if parts else torch.empty(0)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss (and accuracy) on the full train and test splits."""
+        out: dict[str, float] = {}
+        for split in ("train", "test"):
+            n = self.config.eval_samples
+            x, y = self.data[f"x_{split}"][:n], self.data[f"y_{split}"][:n]
+            if len(x) == 0:
+                continue
+            loss, acc = batch_loss(self.predict(x), y, self.loss_name)
+            out[f"{split}_loss"] = float(loss)
+            if acc is not None:
+                out[f"{split}_acc"] = float(acc)
+        return out
+
+    def history_frame(self) -> pd.DataFrame:
+        """The metric history as a tidy DataFrame (step, metric, value)."""
+        return tidy(
+            {"step": int(m["step"]), "metric": k, "value": float(v)}
+            for m in self.history
+            for k, v in m.items()
+            if k != "step"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer({type(self.model).__name__} on {getattr(self.task, 'name', 'task')!r}, "
+            f"step={self.global_step}, loss={self.loss_name}, device={self.device})"
+        )

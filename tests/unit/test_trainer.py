@@ -1,0 +1,299 @@
+"""Trainer: learning, determinism, divergence recovery, schedules, validation."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from explorer.train import TrainConfig, Trainer, TrainingDiverged, build_seeded
+from explorer.train.objectives import IGNORE, batch_loss
+from explorer.train.optim import lr_at
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: intra-op threads only add contention on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def xor_task(n: int = 160, seed: int = 0) -> SimpleNamespace:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    k = n * 3 // 4
+    return SimpleNamespace(
+        name="xor",
+        kind="classification",
+        x_train=x[:k],
+        y_train=y[:k],
+        x_test=x[k:],
+        y_test=y[k:],
+        meta={"loss": "ce", "n_classes": 2},
+    )
+
+
+def mlp(seed: int | None = None) -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2))
+
+
+def params_of(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_loss_falls_and_accuracy_rises():
+    t = Trainer(mlp, xor_task(), lr=0.05)
+    hist = list(t.run(200))
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    assert hist[-1]["test_acc"] > 0.85
+    assert t.global_step == 200 and len(t.history) == 200
+    assert [h["step"] for h in hist[:3]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_every_optimizer_trains(optimizer):
+    lr = 0.5 if optimizer == "sgd" else 0.05
+    t = Trainer(mlp, xor_task(), optimizer=optimizer, lr=lr, weight_decay=1e-4)
+    first = t.step()["loss"]
+    for _ in t.run(100):
+        pass
+    assert t.history[-1]["loss"] < first
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_same_seed_same_run_different_seed_different_run(batch_size):
+    def losses(seed: int) -> list[float]:
+        t = Trainer(mlp, xor_task(), lr=0.05, seed=seed, batch_size=batch_size)
+        return [m["loss"] for m in t.run(30)]
+
+    assert losses(3) == losses(3)
+    assert losses(3) != losses(4)
+
+
+def test_factory_taking_seed_gets_the_seed():
+    seen = []
+
+    def factory(seed: int) -> nn.Module:
+        seen.append(seed)
+        return mlp()
+
+    Trainer(factory, xor_task(), seed=7)
+    assert seen == [7]
+    a, b = build_seeded(mlp, 1), build_seeded(mlp, 1)
+    assert torch.equal(params_of(a), params_of(b))
+    assert not torch.equal(params_of(a), params_of(build_seeded(mlp, 2)))
+
+
+def test_build_seeded_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_seeded(mlp, 5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_minibatches_cover_each_epoch_exactly_once():
+    task = xor_task(n=80)  # 60 training samples
+    t = Trainer(mlp, task, batch_size=20)
+    seen = []
+    for _ in range(3):
+        x, _ = t._next_batch()
+        seen.append(x)
+    rows = {tuple(r.tolist()) for r in torch.cat(seen)}
+    assert len(rows) == 60
+
+
+def test_reset_restores_initial_weights_for_module_and_factory():
+    model = mlp()
+    start = params_of(model).clone()
+    t = Trainer(model, xor_task(), lr=0.05)
+    for _ in t.run(5):
+        pass
+    assert not torch.equal(params_of(t.model), start)
+    t.reset()
+    assert torch.equal(params_of(t.model), start) and t.global_step == 0 and t.history == []
+    t2 = Trainer(mlp, xor_task())
+    w0 = params_of(t2.model).clone()
+    t2.step()
+    t2.reset()
+    assert torch.equal(params_of(t2.model), w0)
+
+
+def relu_mlp(seed: int | None = None) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2)
+    )
+
+
+def test_divergence_restores_last_good_state_and_can_continue():
+    task = xor_task()
+    t = Trainer(relu_mlp, task, optimizer="sgd", lr=1e6)
+    with pytest.raises(TrainingDiverged) as info:
+        for _ in t.run(200):
+            pass
+    err = info.value
+    assert err.restored_step == t.global_step == err.step - 1
+    assert "lower the learning rate" in t.diverged
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    # the restored weights are exactly those after `restored_step` clean steps
+    ref = Trainer(relu_mlp, task, optimizer="sgd", lr=1e6)
+    for _ in ref.run(err.restored_step):
+        pass
+    assert torch.equal(params_of(t.model), params_of(ref.model))
+    assert len(t.history) == err.restored_step
+    # lowering the learning rate lets training go on from there
+    t.config = t.config.with_(lr=0.05)
+    m = t.step()
+    assert math.isfinite(m["loss"]) and t.diverged is None
+
+
+class _SqrtAtZero(nn.Module):
+    """Finite loss, NaN gradient: d/dw of w * sqrt(0) is 0 * inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+        self.v = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w * x[:, :2] + torch.sqrt(self.v.abs()) * 0.0
+
+
+def test_non_finite_gradient_is_caught_before_the_update():
+    t = Trainer(
+        _SqrtAtZero(),
+        SimpleNamespace(
+            name="r",
+            kind="regression",
+            x_train=np.ones((4, 2), np.float32),
+            y_train=np.zeros((4, 2), np.float32),
+            x_test=np.ones((2, 2), np.float32),
+            y_test=np.zeros((2, 2), np.float32),
+            meta={},
+        ),
+    )
+    before = params_of(t.model).clone()
+    with pytest.raises(TrainingDiverged, match="gradient"):
+        t.step()
+    assert torch.equal(params_of(t.model), before) and t.global_step == 0
+
+
+def test_grad_clip_bounds_the_sgd_update():
+    t = Trainer(mlp, xor_task(), optimizer="sgd", momentum=0.0, lr=1.0, grad_clip=1e-3)
+    before = params_of(t.model).clone()
+    m = t.step()
+    assert m["grad_norm"] > 1e-3  # the reported norm is before clipping
+    assert float((params_of(t.model) - before).norm()) <= 1e-3 * (1 + 1e-4)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "step", "expected"),
+    [
+        ("constant", 50, 1.0),
+        ("cosine", 0, 1.0),
+        ("cosine", 50, 0.5),
+        ("cosine", 100, 0.0),
+        ("linear", 25, 0.75),
+        ("step", 49, 1.0),
+        ("step", 50, 0.1),
+        ("step", 80, 0.01),
+    ],
+)
+def test_schedules(schedule, step, expected):
+    cfg = TrainConfig(lr=1.0, schedule=schedule, total_steps=100)
+    assert lr_at(step, cfg) == pytest.approx(expected, abs=1e-12)
+
+
+def test_warmup_ramps_linearly():
+    cfg = TrainConfig(lr=2.0, warmup_steps=4, schedule="cosine", total_steps=104)
+    assert [lr_at(s, cfg) for s in range(4)] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert lr_at(4, cfg) == pytest.approx(2.0) and lr_at(54, cfg) == pytest.approx(1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from(["constant", "cosine", "linear", "step"]),
+    st.integers(1, 1000),
+    st.integers(0, 50),
+    st.floats(1e-6, 10.0),
+)
+def test_lr_never_leaves_zero_to_base(step, schedule, total, warmup, lr):
+    cfg = TrainConfig(lr=lr, schedule=schedule, total_steps=total, warmup_steps=warmup)
+    assert 0.0 <= lr_at(step, cfg) <= lr * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"schedule": "exp"}, "schedule"),
+        ({"loss": "l1"}, "loss"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"seed": -1}, "seed"),
+        ({"weight_decay": -0.1}, "weight_decay"),
+        ({"eval_samples": 0}, "eval_samples"),
+    ],
+)
+def test_bad_config_is_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_tasks_are_rejected():
+    task = xor_task()
+    task.y_train = task.y_train[:-1]
+    with pytest.raises(ValueError, match="samples"):
+        Trainer(mlp, task)
+    task = xor_task()
+    task.x_train = task.x_train.copy()
+    task.x_train[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Trainer(mlp, task)
+    task = xor_task()
+    task.y_train = task.y_train.astype(np.float32) + 0.5
+    with pytest.raises(ValueError, match="integer class"):
+        Trainer(mlp, task)
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        Trainer(42, xor_task())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n must be"):
+        next(Trainer(mlp, xor_task()).run(-1))
+
+
+def test_sequence_loss_and_accuracy_ignore_unscored_positions():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 7)
+    y = torch.randint(0, 7, (3, 5))
+    y[:, :2] = IGNORE
+    loss, acc = batch_loss(logits, y, "ce")
+    keep = y != IGNORE
+    ref = torch.nn.functional.cross_entropy(logits[keep], y[keep])
+    assert float(loss) == pytest.approx(float(ref), rel=1e-6)
+    assert float(acc) == pytest.approx(float((logits[keep].argmax(-1) == y[keep]).float().mean()))
+    with pytest.raises(ValueError, match="logits"):
+        batch_loss(torch.randn(3, 7), y, "ce")
+
+
+def test_run_stops_on_request_and_history_is_tidy():
+    t = Trainer(mlp, xor_task(), eval_every=2)
+    calls = iter([False, False, True])
+    out = list(t.run(10, should_stop=lambda: next(calls)))
+    assert len(out) == 2
+    df = t.history_frame()
+    assert list(df.columns) == ["step", "metric", "value"]
+    assert set(df.metric) >= {"loss", "train_loss", "test_acc", "lr", "grad_norm"}
+    assert (df[df.metric == "test_acc"].step == [1, 2]).all()

@@ -41,6 +41,7 @@ __all__ = [
     "induction_targets",
     "mixing_matrices",
     "patch_positions",
+    "pool_maps",
     "token_mixing",
     "vit_attention_map",
 ]
@@ -451,6 +452,33 @@ def attention_flow(
     with numba_threads(threads) as n:
         attention_flow_kernel(cap_t, q, out, max(1, min(n * 4, q.size * t)), float(eps))
     return out
+
+
+# ---------------------------------------------------------------- display helpers
+
+
+def pool_maps(maps: Any, size: int) -> np.ndarray:
+    """Block-mean pool the last two axes of ``maps`` (..., R, C) to at most (size, size), float32.
+
+    Bins are as even as possible (edges ``linspace(0, R, size + 1)``); maps already small
+    enough come back unchanged. float32 input is pooled in float32 (bins hold few values).
+    Used to send thumbnails of long sequences.
+    """
+    size = check_positive_int(size, "size")
+    x = as_numpy(maps)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"maps must have at least 2 axes (..., rows, cols), got shape {x.shape}")
+    for axis in (-2, -1):
+        n = x.shape[axis]
+        if n > size:
+            edges = np.linspace(0, n, size + 1).round().astype(np.int64)
+            sums = np.add.reduceat(x, edges[:-1], axis=axis)
+            shape = [1] * x.ndim
+            shape[axis] = size
+            x = sums / np.diff(edges).reshape(shape)
+    return x.astype(np.float32)
 
 
 # ---------------------------------------------------------------- vision and mixing

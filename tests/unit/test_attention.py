@@ -281,3 +281,14 @@ def test_token_mixing_of_linear_mixer_is_normalised_abs_weights():
     np.testing.assert_allclose(A.token_mixing(lambda z: z * 2, x[None]), np.eye(3))
     with pytest.raises(ValueError, match=r"\(T, d\)"):
         A.token_mixing(lambda z: z, torch.zeros(2, 2, 2, 2))
+
+
+def test_pool_maps_keeps_block_means_and_small_maps():
+    x = np.arange(2 * 10 * 7, dtype=np.float64).reshape(2, 10, 7)
+    small = A.pool_maps(x, 16)
+    np.testing.assert_array_equal(small, x.astype(np.float32))
+    pooled = A.pool_maps(x, 5)
+    assert pooled.shape == (2, 5, 5) and pooled.dtype == np.float32
+    np.testing.assert_allclose(pooled[0, 0, 0], x[0, :2, :1].mean())
+    rows = A.pool_maps(np.ones((513, 513)) / 513, 48)
+    np.testing.assert_allclose(rows, 1 / 513, rtol=1e-6)

@@ -99,8 +99,8 @@ def orthogonal_features(n_features: int, d_head: int, seed: int) -> torch.Tensor
     g = torch.Generator().manual_seed(seed)
     blocks = []
     for _ in range(math.ceil(n_features / d_head)):
-        qmat, _ = torch.linalg.qr(torch.randn(d_head, d_head, generator=g))
-        blocks.append(qmat.T)
+        qmat, r = torch.linalg.qr(torch.randn(d_head, d_head, generator=g))
+        blocks.append((qmat * torch.sign(torch.diagonal(r))).T)  # sign fix: Haar-uniform
     w = torch.cat(blocks)[:n_features]
     norms = torch.randn(n_features, d_head, generator=g).norm(dim=1, keepdim=True)
     return w * norms

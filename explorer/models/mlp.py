@@ -6,6 +6,7 @@ Hook points: ``hook_encoded`` (N, E) after the input encoding, ``layers.{i}.hook
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -50,6 +51,12 @@ class MLPConfig:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        for name in ("fourier_scale", "omega0", "act_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"MLPConfig.{name} must be a positive finite number, got {value!r}"
+                )
 
 
 class MLPLayer(nn.Module):

@@ -86,15 +86,15 @@ TASKS: dict[str, Callable[..., Task]] = {
 }
 
 
-def make_task(name: str, **kwargs: Any) -> Task:
-    """Build the task ``name`` (a key of :data:`TASKS`) with the generator's keywords."""
+def make_task(task: str, /, **kwargs: Any) -> Task:
+    """Build the task named ``task`` (a key of :data:`TASKS`) with the generator's keywords."""
     try:
-        fn = TASKS[name]
+        fn = TASKS[task]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; available: {sorted(TASKS)}") from None
+        raise ValueError(f"unknown task {task!r}; available: {sorted(TASKS)}") from None
     try:
         return fn(**kwargs)
     except TypeError as err:
         raise TypeError(
-            f"make_task({name!r}): {err}. See help(explorer.data.{fn.__name__})."
+            f"make_task({task!r}): {err}. See help(explorer.data.{fn.__name__})."
         ) from err

@@ -182,7 +182,8 @@ def test_char_text_is_shifted_and_test_text_unseen():
 def test_task_batches_cover_every_row_once():
     t = make_task("moons", n=50)
     xs = [x for x, _ in t.batches(8, seed=3)]
-    assert sum(len(x) for x in xs) == t.n_train and len(xs[-1]) == t.n_train % 8 or 8
+    full, rest = divmod(t.n_train, 8)
+    assert [len(x) for x in xs] == [8] * full + ([rest] if rest else [])
     assert torch.equal(torch.cat(xs).sort(0).values, t.x_train.sort(0).values)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Spectrum",
     "band_power",
     "feature_map_spectra",
+    "grid_maps",
     "high_frequency_share",
     "layer_spectra",
     "layer_spectra_frame",
@@ -87,6 +88,23 @@ def _check_signal(x: Any, name: str, ndim: int) -> Any:
         )
     check_finite(x, name)
     return x
+
+
+def grid_maps(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Values on a grid in raster order (..., N, C) → maps (..., C, *shape), float64 numpy.
+
+    The layout of a field task's ``y_grid`` or of a model's predictions on ``x_grid``, turned
+    so that spectra run over the grid axes.
+    """
+    v = as_numpy(values, dtype=np.float64)
+    shape = tuple(int(s) for s in shape)
+    if v.ndim < 2 or v.shape[-2] != int(np.prod(shape)):
+        raise ValueError(
+            f"values must be (..., N, C) with N = prod(shape) = {int(np.prod(shape))}, "
+            f"got {v.shape}"
+        )
+    maps = v.reshape(*v.shape[:-2], *shape, v.shape[-1])
+    return np.moveaxis(maps, -1, v.ndim - 2)
 
 
 def _check_ndim(ndim: int) -> int:

@@ -22,7 +22,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from explorer.analysis.frames import tidy
-from explorer.analysis.spectra.fourier import spectrum_distance
+from explorer.analysis.spectra.fourier import grid_maps, spectrum_distance
 from explorer.device import DeviceLike, as_numpy, resolve_device
 from explorer.validation import check_positive_int
 
@@ -99,11 +99,6 @@ def _train(
     return as_numpy(initial), *(as_numpy(o) for o in outs)  # type: ignore[return-value]
 
 
-def _grid_maps(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(S, N, C) grid values → (S, C, *shape), so spectra run over the grid axes."""
-    return np.moveaxis(values.reshape(values.shape[0], *shape, -1), -1, 1)
-
-
 def fourier_feature_sweep(
     task: Any,
     sigmas: Sequence[float],
@@ -163,9 +158,8 @@ def fourier_feature_sweep(
     y_grid = as_numpy(meta["y_grid"], dtype=np.float64)
     peak = float(y_grid.max() - y_grid.min())
     ndim = len(shape)
-    distance = spectrum_distance(
-        _grid_maps(initial, shape), _grid_maps(y_grid[None], shape)[0], ndim=ndim
-    ).mean(-1)
+    distance = spectrum_distance(grid_maps(initial, shape), grid_maps(y_grid, shape), ndim=ndim)
+    distance = distance.mean(-1)  # over channels
     return FourierSweep(
         sigmas=sig,
         initial_distance=distance,

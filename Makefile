@@ -6,8 +6,8 @@ TORCH_VERSION ?= 2.13.0
 EXTRAS ?= hf,dev,projections
 LAB_PORT ?= 8888
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.explorer-installed-$(TORCH_VERSION)-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.explorer-installed-$(TORCH_VERSION)-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: lab test bench lint setup system-deps clean
 

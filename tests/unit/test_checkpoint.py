@@ -1,0 +1,155 @@
+"""Checkpoints: bit-exact round trip, optimizer state, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from explorer.models import CNN, MLP, NeuralField, Transformer, ViT
+from explorer.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_torch_weights,
+    save_checkpoint,
+)
+
+
+def _trained(model: nn.Module, inputs: torch.Tensor) -> torch.optim.Optimizer:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.8, 0.95))
+    for _ in range(2):
+        opt.zero_grad()
+        model(inputs).float().pow(2).mean().backward()
+        opt.step()
+    return opt
+
+
+def _equal_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("factory", "inputs"),
+    [
+        (
+            lambda: Transformer(attention=["performer", "sliding"], pos="rope"),
+            torch.randint(0, 16, (2, 6)),
+        ),
+        (lambda: NeuralField(encoding="learned_fourier"), torch.rand(5, 2)),
+        (lambda: CNN(), torch.rand(2, 1, 8, 8)),
+        (lambda: ViT(), torch.rand(2, 1, 8, 8)),
+    ],
+)
+def test_round_trip_is_bit_exact_and_rebuilds_the_model(tmp_path, factory, inputs):
+    model = factory()
+    opt = _trained(model, inputs)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, optimizer=opt,
+                           state={"step": 2, "losses": [0.5, 0.25], "note": "x"})  # fmt: skip
+    ck = load_checkpoint(path)
+    assert type(ck.model) is type(model)
+    assert _equal_state(ck.model.state_dict(), model.state_dict())
+    assert torch.equal(ck.model(inputs), model(inputs))
+    assert ck.state == {"step": 2, "losses": [0.5, 0.25], "note": "x"}
+
+    fresh = factory()
+    opt2 = torch.optim.AdamW(fresh.parameters(), lr=1.0)
+    load_checkpoint(path, fresh, optimizer=opt2)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for idx in s1["state"]:
+        assert _equal_state(s1["state"][idx], s2["state"][idx])
+
+
+def test_custom_model_needs_to_be_passed(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2))
+    path = save_checkpoint(tmp_path / "c.safetensors", model, config={"hidden": 2})
+    with pytest.raises(CheckpointError, match="cannot rebuild the model from its config"):
+        load_checkpoint(path)
+    path = save_checkpoint(tmp_path / "d.safetensors", model)
+    with pytest.raises(CheckpointError, match="pass the model"):
+        load_checkpoint(path)
+    other = nn.Sequential(nn.Linear(3, 2))
+    load_checkpoint(path, other)
+    assert _equal_state(other.state_dict(), model.state_dict())
+
+
+def test_mismatched_model_lists_differences(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", MLP(width=8))
+    with pytest.raises(
+        CheckpointError,
+        match=r"shape mismatch: encoding|layers.0.linear.weight: file \(8, 2\) vs model \(16, 2\)",
+    ):
+        load_checkpoint(path, MLP(width=16))
+    with pytest.raises(CheckpointError, match="missing from file"):
+        load_checkpoint(path, MLP(width=8, depth=4))
+    with pytest.raises(CheckpointError, match="holds no optimizer state"):
+        m = MLP(width=8)
+        load_checkpoint(path, m, optimizer=torch.optim.SGD(m.parameters(), lr=0.1))
+
+
+def test_optimizer_class_mismatch(tmp_path):
+    m = MLP(width=4)
+    path = save_checkpoint(tmp_path / "m.safetensors", m, optimizer=_trained(m, torch.rand(3, 2)))
+    with pytest.raises(CheckpointError, match="holds AdamW state but a SGD"):
+        load_checkpoint(path, MLP(width=4), optimizer=torch.optim.SGD(m.parameters(), lr=0.1))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "header"])
+def test_corrupt_files_fail_clearly(tmp_path, damage):
+    path = save_checkpoint(tmp_path / "m.safetensors", MLP(width=4))
+    data = path.read_bytes()
+    broken = {
+        "truncate": data[: len(data) // 2],
+        "garbage": b"\x00\x01not a checkpoint" * 5,
+        "empty": b"",
+        "header": data[:8] + data[8:].replace(b"explorer.checkpoint", b"explorer.checkpoinX", 1),
+    }[damage]
+    path.write_bytes(broken)
+    expected = "unsupported checkpoint format" if damage == "header" else "corrupt or truncated"
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path)
+
+
+def test_failed_save_leaves_existing_file_intact(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", MLP(width=4), state={"step": 1})
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        save_checkpoint(path, MLP(width=4), state={"bad": object()})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temp files left
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        save_checkpoint(tmp_path / "m.pt", MLP())
+    with pytest.raises(FileNotFoundError, match="create it first"):
+        save_checkpoint(tmp_path / "nope" / "m.safetensors", MLP())
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_plain_safetensors_file_is_not_an_explorer_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(2)}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(CheckpointError, match="not an explorer checkpoint"):
+        load_checkpoint(tmp_path / "w.safetensors")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_torch_weights_load_only_weights(tmp_path, capsys):
+    ok = tmp_path / "ok.pt"
+    torch.save({"w": torch.arange(3)}, ok)
+    assert torch.equal(load_torch_weights(ok)["w"], torch.arange(3))
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"w": _Evil()}, f, protocol=2)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_torch_weights(evil)
+    assert "code ran" not in capsys.readouterr().out

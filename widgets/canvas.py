@@ -42,6 +42,10 @@ class HeatmapGrid(anywidget.AnyWidget):
     caption = traitlets.Unicode("").tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
     clicked_cell = traitlets.List(traitlets.Int(), []).tag(sync=True)
+    # optional scatter overlay on tile 0: float32 (n, 3) rows (row, col, value) in cell units,
+    # coloured with the same colour scale and range as the maps
+    points = traitlets.Bytes(b"").tag(sync=True)
+    point_px = traitlets.Float(3.0).tag(sync=True)
 
     def show(
         self,
@@ -70,6 +74,13 @@ class HeatmapGrid(anywidget.AnyWidget):
             self.vmin, self.vmax = lo, hi if hi > lo else lo + 1.0
             for name, value in traits.items():
                 setattr(self, name, value)
+
+    def set_points(self, points: Any) -> None:
+        """Overlay points (n, 3) = (row, col, value) in cell coordinates on the first tile."""
+        arr = np.ascontiguousarray(np.asarray(points, dtype=np.float32))
+        if arr.size and (arr.ndim != 2 or arr.shape[1] != 3):
+            raise ValueError(f"points must have shape (n, 3) = (row, col, value), got {arr.shape}")
+        self.points = arr.tobytes()
 
     @property
     def bytes_sent(self) -> int:

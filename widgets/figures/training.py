@@ -1,0 +1,226 @@
+"""Pure builders for the training lab's views: metric curves, decision surface, signal fit,
+image reconstruction, attention maps, residual spectrum over training.
+
+The ``*_map``/``*_points`` helpers lay a snapshot out as arrays for the canvas heatmaps; the
+``*_figure`` builders make the same view as a plotly Figure for export and scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from widgets.theme import COLORWAY, DIVERGING, SEQUENTIAL, apply_theme
+
+__all__ = [
+    "TRACE_NAMES",
+    "attention_figure",
+    "attention_maps",
+    "curve",
+    "decision_surface_figure",
+    "image_figure",
+    "image_maps",
+    "metrics_figure",
+    "residual_spectrum_figure",
+    "signal_figure",
+    "surface_map",
+    "surface_points",
+]
+
+LOSS_KEYS = ("loss", "train_loss", "test_loss")
+ACC_KEYS = ("train_acc", "test_acc")
+TRACE_NAMES = {"loss": "batch loss", "train_loss": "train loss", "test_loss": "test loss",
+          "train_acc": "train acc", "test_acc": "test acc"}  # fmt: skip
+
+
+def curve(
+    history: Sequence[Mapping[str, float]], key: str, max_points: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``key`` over ``history``, evenly thinned to at most ``max_points``
+    (the last point always kept)."""
+    rows = [(h["step"], h[key]) for h in history if key in h]
+    if not rows:
+        return np.empty(0), np.empty(0)
+    arr = np.asarray(rows, dtype=np.float64)
+    if len(arr) > max_points:
+        idx = np.unique(np.r_[np.linspace(0, len(arr) - 1, max_points).astype(int), len(arr) - 1])
+        arr = arr[idx]
+    return arr[:, 0], arr[:, 1]
+
+
+def metrics_figure(
+    history: Sequence[Mapping[str, float]],
+    *,
+    step: int | None = None,
+    accuracy: bool | None = None,
+    max_points: int = 400,
+) -> go.Figure:
+    """Loss (log scale, left) and accuracy (right; ``None``: when the history has it) against
+    step; a dotted line marks ``step`` (the snapshot on view)."""
+    has_acc = accuracy if accuracy is not None else any("test_acc" in h for h in history)
+    fig = make_subplots(specs=[[{"secondary_y": has_acc}]])
+    for i, key in enumerate(LOSS_KEYS):
+        x, y = curve(history, key, max_points)
+        fig.add_trace(
+            go.Scatter(x=x, y=y, name=TRACE_NAMES[key], mode="lines",
+                       line=dict(color=COLORWAY[i], width=1 if key == "loss" else 2)),
+            secondary_y=False,
+        )  # fmt: skip
+    if has_acc:
+        for i, key in enumerate(ACC_KEYS):
+            x, y = curve(history, key, max_points)
+            fig.add_trace(
+                go.Scatter(x=x, y=y, name=TRACE_NAMES[key], mode="lines",
+                           line=dict(color=COLORWAY[i + 1], dash="dot", width=2)),
+                secondary_y=True,
+            )  # fmt: skip
+        fig.update_yaxes(title_text="accuracy", range=[0, 1.02], secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="loss", type="log", secondary_y=False)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=300, legend=dict(orientation="h", y=1.12, x=0), margin=dict(t=40))
+    if step is not None:
+        fig.add_vline(x=step, line=dict(color="#888", dash="dot", width=1))
+    return apply_theme(fig)
+
+
+def surface_map(predictions: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, float, float]:
+    """Class probabilities (res², C) on the probe grid → (res, res) map drawn top-down (row 0
+    = largest x₂) and its colour range: P(class 1) for two classes, the predicted class
+    otherwise."""
+    p = np.asarray(predictions, dtype=np.float32)
+    n_classes = p.shape[-1]
+    if n_classes == 2:
+        z, hi = p[:, 1].reshape(shape), 1.0
+    else:
+        z, hi = p.argmax(-1).reshape(shape).astype(np.float32), float(n_classes - 1)
+    return np.ascontiguousarray(z[::-1]), 0.0, hi
+
+
+def surface_points(x: Any, y: Any, shape: tuple[int, ...], extent: Sequence[float]) -> np.ndarray:
+    """Data points in the cell coordinates of :func:`surface_map`: (n, 3) = (row, col, class)."""
+    x = np.asarray(x, dtype=np.float64)
+    x0, x1, y0, y1 = extent
+    rows, cols = shape
+    col = (x[:, 0] - x0) / (x1 - x0) * (cols - 1)
+    row = (y1 - x[:, 1]) / (y1 - y0) * (rows - 1)
+    return np.stack([row, col, np.asarray(y, dtype=np.float64)], 1).astype(np.float32)
+
+
+def decision_surface_figure(
+    predictions: Any,
+    shape: tuple[int, ...],
+    extent: Sequence[float],
+    x: Any,
+    y: Any,
+    *,
+    title: str = "",
+) -> go.Figure:
+    """The decision surface with the data points on top (row 0 at the bottom, as in the data)."""
+    z, lo, hi = surface_map(predictions, shape)
+    z = z[::-1]  # plotly draws row 0 at the bottom
+    x0, x1, y0, y1 = extent
+    xs, ys = np.linspace(x0, x1, shape[1]), np.linspace(y0, y1, shape[0])
+    pts, labels = np.asarray(x), np.asarray(y)
+    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=lo, zmax=hi, colorscale=DIVERGING if hi == 1 else SEQUENTIAL,
+                               showscale=False, hoverinfo="skip"))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", showlegend=False,
+                   marker=dict(color=labels, cmin=lo, cmax=hi, size=5, line=dict(color="white", width=0.7),
+                               colorscale=DIVERGING if hi == 1 else SEQUENTIAL))
+    )  # fmt: skip
+    fig.update_layout(title=title, width=420, height=400, xaxis_title="x₁", yaxis_title="x₂")
+    fig.update_yaxes(scaleanchor="x")
+    return apply_theme(fig)
+
+
+def signal_figure(coords: Any, target: Any, prediction: Any, *, title: str = "") -> go.Figure:
+    """1-D fit: target and prediction against the coordinate."""
+    c = np.asarray(coords, dtype=np.float64).reshape(-1)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=c, y=np.asarray(target).reshape(-1), name="target", mode="lines",
+                             line=dict(color="#999", width=3)))  # fmt: skip
+    fig.add_trace(go.Scatter(x=c, y=np.asarray(prediction).reshape(-1), name="model", mode="lines",
+                             line=dict(color=COLORWAY[1], width=2)))  # fmt: skip
+    fig.update_layout(title=title, height=300, xaxis_title="x", yaxis_title="y")
+    return apply_theme(fig)
+
+
+def image_maps(prediction: Any, target: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """(2, h, w) maps: reconstruction and target (channel mean for colour images)."""
+    pred = np.asarray(prediction, dtype=np.float32).reshape(*shape, -1).mean(-1)
+    tgt = np.asarray(target, dtype=np.float32).reshape(*shape, -1).mean(-1)
+    return np.stack([pred, tgt])
+
+
+def image_figure(
+    prediction: Any, target: Any, shape: tuple[int, ...], *, title: str = ""
+) -> go.Figure:
+    """Reconstruction next to the target."""
+    maps = image_maps(prediction, target, shape)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("model", "target"))
+    for i in range(2):
+        fig.add_trace(
+            go.Heatmap(z=maps[i], colorscale="Greys_r", zmin=0, zmax=1, showscale=False), 1, i + 1
+        )
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
+        )
+    fig.update_layout(title=title, height=340, width=640)
+    return apply_theme(fig)
+
+
+def attention_maps(patterns: Mapping[str, Any], example: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Hook name → (B, H, T, T) patterns → (layers·heads, T, T) maps of one example, titles
+    ``L0 H1``."""
+    maps, titles = [], []
+    for layer, (_, pat) in enumerate(sorted(patterns.items(), key=lambda kv: _layer_of(kv[0]))):
+        a = np.asarray(pat, dtype=np.float32)[example]
+        for h in range(a.shape[0]):
+            maps.append(a[h])
+            titles.append(f"L{layer} H{h}")
+    if not maps:
+        return np.zeros((0, 1, 1), np.float32), []
+    return np.stack(maps), titles
+
+
+def _layer_of(name: str) -> int:
+    parts = name.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def attention_figure(
+    patterns: Mapping[str, Any], tokens: Sequence[str] | None = None, *, example: int = 0
+) -> go.Figure:
+    """Every head's attention (query rows, key columns) for one example, layers as rows."""
+    maps, titles = attention_maps(patterns, example)
+    n_layers = max(len(patterns), 1)
+    n_heads = max(len(maps) // n_layers, 1)
+    fig = make_subplots(rows=n_layers, cols=n_heads, subplot_titles=titles,
+                        horizontal_spacing=0.03, vertical_spacing=0.08)  # fmt: skip
+    labels = list(tokens) if tokens is not None else None
+    for i, m in enumerate(maps):
+        fig.add_trace(
+            go.Heatmap(z=m, x=labels, y=labels, zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=i == 0),
+            i // n_heads + 1, i % n_heads + 1,
+        )  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        height=220 * n_layers + 60, width=200 * n_heads + 120, title="attention (query → key)"
+    )
+    return apply_theme(fig)
+
+
+def residual_spectrum_figure(
+    steps: Sequence[int], freqs: Any, power: Any, *, title: str = ""
+) -> go.Figure:
+    """Residual power per frequency (rows) over training steps (columns), log10 colour."""
+    p = np.log10(np.maximum(np.asarray(power, dtype=np.float64), 1e-12))
+    fig = go.Figure(go.Heatmap(x=list(steps), y=np.asarray(freqs), z=p.T, colorscale="Magma",
+                               colorbar=dict(title="log₁₀ rel. power")))  # fmt: skip
+    fig.update_layout(title=title or "residual power per frequency", height=320,
+                      xaxis_title="step", yaxis_title="frequency (cycles / domain)")  # fmt: skip
+    return apply_theme(fig)

@@ -5,6 +5,7 @@ const STOPS = {
   magma: ["#000004", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d", "#fd9668", "#feca8d", "#fcfdbf"],
   rdbu: ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
   greys: ["#ffffff", "#000000"],
+  gray: ["#000000", "#ffffff"],
 };
 
 function lut(name) {
@@ -22,6 +23,24 @@ function floats(model) {
   if (!v) return new Float32Array(0);
   const buf = v.buffer instanceof ArrayBuffer ? v.buffer : v;
   return new Float32Array(buf, v.byteOffset || 0, (v.byteLength || buf.byteLength) / 4);
+}
+
+function drawPoints(model, ctx, margin, sx, sy, colors, vmin, span) {
+  const v = model.get("points");
+  if (!v || !(v.byteLength || v.length)) return;
+  const buf = v.buffer instanceof ArrayBuffer ? v.buffer : v;
+  const pts = new Float32Array(buf, v.byteOffset || 0, (v.byteLength || buf.byteLength) / 4);
+  const r = model.get("point_px");
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = "#fff";
+  for (let p = 0; p + 2 < pts.length; p += 3) {
+    const k = Math.max(0, Math.min(255, Math.round(((pts[p + 2] - vmin) / span) * 255)));
+    ctx.fillStyle = `rgb(${colors[k * 3]},${colors[k * 3 + 1]},${colors[k * 3 + 2]})`;
+    ctx.beginPath();
+    ctx.arc(margin + (pts[p + 1] + 0.5) * sx, margin + (pts[p] + 0.5) * sy, r, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+  }
 }
 
 function draw(model, el) {
@@ -72,6 +91,7 @@ function draw(model, el) {
     off.getContext("2d").putImageData(img, 0, 0);
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, margin, margin, w, h);
+    if (i === 0) drawPoints(model, ctx, margin, w / cols, h / rows, colors, vmin, span);
     if (showLabels) {
       ctx.fillStyle = "#333";
       ctx.font = `${Math.max(7, Math.min(12, scale * 0.9))}px sans-serif`;
@@ -115,7 +135,7 @@ function draw(model, el) {
 function render({ model, el }) {
   const redraw = () => draw(model, el);
   const keys = ["values", "shape", "titles", "row_labels", "col_labels", "vmin", "vmax",
-    "colorscale", "tile_px", "columns", "selected", "caption", "show_labels"];
+    "colorscale", "tile_px", "columns", "selected", "caption", "show_labels", "points", "point_px"];
   keys.forEach((k) => model.on(`change:${k}`, redraw));
   redraw();
   return () => keys.forEach((k) => model.off(`change:${k}`, redraw));

@@ -225,6 +225,24 @@ class TrainingLab(W.VBox):
         """Back to step 0 with the same settings (continues if it was running)."""
         self._rebuild(new_task=False)
 
+    def configure(self, **values: Any) -> None:
+        """Set controls by name (task, noise, n, test_fraction, model knobs, optimizer, lr,
+        batch, decay, seed) as a user would, with one rebuild; continues if it was running."""
+        unknown = set(values) - set(self._c)
+        if unknown:
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; available: {sorted(self._c)}")
+        new_task = any(k in values for k in ("task", "noise", "n", "test_fraction"))
+        self._quiet = True
+        try:
+            if "task" in values:
+                self._c["task"].value = values.pop("task")
+                self._sync_control_visibility()
+            for key, value in values.items():
+                self._c[key].value = value
+        finally:
+            self._quiet = False
+        self._rebuild(new_task=new_task)
+
     def wait(self, steps: int | None = None, timeout: float = 60.0) -> None:
         """Block until training reaches ``steps`` (or stops); for scripts and tests."""
         end = time.monotonic() + timeout
@@ -490,7 +508,7 @@ class TrainingLab(W.VBox):
         buttons["Reset"].on_click(lambda _: self.reset())
         buttons["Save"].on_click(lambda _: self._guard(self.save))
         self._buttons = buttons
-        c["task"].observe(lambda _: self._on_task(), names="value")
+        c["task"].observe(lambda _: self._quiet or self._on_task(), names="value")
         for key in ("noise", "n", "test_fraction"):
             c[key].observe(lambda _, new=True: self._on_knob(new), names="value")
         for key in (*MLP_DEFAULTS, *TF_DEFAULTS, "optimizer", "batch", "decay", "seed"):
@@ -576,6 +594,8 @@ class TrainingLab(W.VBox):
 
     def _on_lr(self, change: dict[str, Any]) -> None:
         # live: the next step uses it, no restart
+        if self._quiet:
+            return
         self._config = self._config.with_(lr=float(change["new"]))
         self._trainer.config = self._trainer.config.with_(lr=float(change["new"]))
 

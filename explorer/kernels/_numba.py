@@ -29,23 +29,22 @@ __all__ = ["FASTMATH_SAFE", "LEAF", "LEAF_REDUCTION", "PARALLEL", "leaf", "paral
 
 def leaf(fn: F) -> F:
     """Serial, cached kernel with strict IEEE semantics."""
-    return numba.njit(**LEAF)(fn)  # type: ignore[no-any-return]
+    return numba.njit(**LEAF)(fn)
 
 
 def parallel(fn: F) -> F:
     """Parallel (``prange``) kernel; never cached."""
-    return numba.njit(**PARALLEL)(fn)  # type: ignore[no-any-return]
+    return numba.njit(**PARALLEL)(fn)
 
 
 @contextmanager
 def threads(n: int | None) -> Iterator[int]:
     """Run parallel kernels with ``n`` threads inside the block (``None``: leave as is)."""
     old = numba.get_num_threads()
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if n is not None:
-        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(
-                f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}"
-            )
+        if not 1 <= n <= most:
+            raise ValueError(f"threads must be between 1 and {most}, got {n}")
         numba.set_num_threads(n)
     try:
         yield numba.get_num_threads()

@@ -19,7 +19,14 @@ from torch import nn
 from explorer.analysis.alignment._prep import Pool, pool_features
 from explorer.models.hooks import capture, hook_names
 
-__all__ = ["LAYER_PATTERNS", "default_layers", "model_at", "model_representations", "seed_models"]
+__all__ = [
+    "LAYER_PATTERNS",
+    "default_layers",
+    "model_at",
+    "model_representations",
+    "seed_models",
+    "text_representations",
+]
 
 # One observable per layer, in model order: the residual stream for transformers (ViT too),
 # each block's output for MLPs and CNNs.
@@ -138,3 +145,28 @@ def seed_models(
     for _ in trainer.run(int(steps)):
         pass
     return dict(zip(trainer.seeds, trainer.models()))
+
+
+@torch.no_grad()
+def text_representations(
+    lm: Any, texts: Sequence[str], *, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Sentence representations at every layer of a pretrained transformer.
+
+    ``lm``: a :class:`explorer.models.hf.PretrainedTransformer` (e.g. ``load_minilm()``).
+    Each hidden state (embeddings, then one per block) is averaged over the sentence's real
+    tokens (padding masked out) → ``{"embed": (n, d), "L0": (n, d), …}`` float32.
+    """
+    texts = list(texts)
+    if len(texts) < 2 or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError("texts must be a list of at least two non-empty strings")
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(texts), batch_size):
+        enc = lm.encode(texts[start : start + batch_size])
+        out = lm(enc)
+        mask = enc["attention_mask"][..., None].to(torch.float32)  # (B, T, 1)
+        for i, h in enumerate(out.hidden_states):
+            name = "embed" if i == 0 else f"L{i - 1}"
+            mean = (h.float() * mask).sum(1) / mask.sum(1)
+            chunks.setdefault(name, []).append(mean.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in chunks.items()}

@@ -78,7 +78,13 @@ def metrics_figure(
                            line=dict(color=COLORWAY[i + 1], dash="dot", width=2)),
                 secondary_y=True,
             )  # fmt: skip
-        fig.update_yaxes(title_text="accuracy", range=[0, 1.02], secondary_y=True, showgrid=False)
+        fig.update_yaxes(
+            title_text="accuracy",
+            range=[0, 1.02],
+            tickvals=[0, 0.25, 0.5, 0.75, 1],
+            secondary_y=True,
+            showgrid=False,
+        )
     fig.update_yaxes(title_text="loss", type="log", secondary_y=False)
     fig.update_xaxes(title_text="step")
     fig.update_layout(height=300, legend=dict(orientation="h", y=1.12, x=0), margin=dict(t=40))

@@ -134,11 +134,18 @@ function draw(model, el) {
 
 function render({ model, el }) {
   const redraw = () => draw(model, el);
+  // A new selection only moves the highlight: no need to repaint every tile.
+  const highlight = () => el.querySelectorAll(".xp-grid-cell").forEach((c) =>
+    c.classList.toggle("xp-selected", Number(c.dataset.index) === model.get("selected")));
   const keys = ["values", "shape", "titles", "row_labels", "col_labels", "vmin", "vmax",
-    "colorscale", "tile_px", "columns", "selected", "caption", "show_labels", "points", "point_px"];
+    "colorscale", "tile_px", "columns", "caption", "show_labels", "points", "point_px"];
   keys.forEach((k) => model.on(`change:${k}`, redraw));
+  model.on("change:selected", highlight);
   redraw();
-  return () => keys.forEach((k) => model.off(`change:${k}`, redraw));
+  return () => {
+    keys.forEach((k) => model.off(`change:${k}`, redraw));
+    model.off("change:selected", highlight);
+  };
 }
 
 export default { render };

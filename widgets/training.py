@@ -62,6 +62,7 @@ TF_DEFAULTS: dict[str, Any] = {
     "pos": "learned",
 }
 
+UI_BUDGET = 0.05  # share of the training thread's time the live views may take
 _LABS: weakref.WeakSet[TrainingLab] = weakref.WeakSet()
 
 
@@ -105,8 +106,8 @@ class TrainingLab(W.VBox):
     ``task``: one of :data:`TASK_CHOICES` (2-D toys, ``signal_1d``, ``image``, sequence tasks)
     with ``task_kwargs`` for its generator. ``model``: architecture knobs (MLP: depth, width,
     activation, encoding, fourier_scale; transformer: n_layers, n_heads, d_model, attention,
-    pos). ``train``: a :class:`TrainConfig` or a dict of its fields. ``record_every`` steps a
-    snapshot is recorded (``max_bytes`` bounds them, oldest dropped first); views refresh at most
+    pos). ``train``: a :class:`TrainConfig` or a dict of its fields. Every ``record_every`` steps
+    (default 25 for MLPs, 5 for transformers, whose steps are slower) a snapshot is recorded (``max_bytes`` bounds them, oldest dropped first); views refresh at most
     ``refresh_hz`` times a second.
 
     Plain-Python control: :meth:`play`, :meth:`pause`, :meth:`step`, :meth:`reset`,
@@ -120,7 +121,7 @@ class TrainingLab(W.VBox):
         task_kwargs: dict[str, Any] | None = None,
         model: dict[str, Any] | None = None,
         train: TrainConfig | dict[str, Any] | None = None,
-        record_every: int = 10,
+        record_every: int | None = None,
         refresh_hz: float = 10.0,
         max_bytes: int = 256 * 2**20,
         out_dir: str | Path = "exports",
@@ -133,7 +134,7 @@ class TrainingLab(W.VBox):
         self.add_class("xp-training-lab")
         base = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
         self._config = base
-        self._record_every, self._max_bytes = record_every, max_bytes
+        self._record_every_arg, self._max_bytes = record_every, max_bytes
         self._period = 1.0 / refresh_hz
         self.out_dir = Path(out_dir)
         self._lock = threading.RLock()  # start / stop / rebuild
@@ -363,17 +364,19 @@ class TrainingLab(W.VBox):
         return True
 
     def _loop(self) -> None:
-        last_ui = 0.0
+        last_ui, ui_cost = 0.0, 0.0
         t0, s0 = time.perf_counter(), self._trainer.global_step
         try:
             while not self._stop.is_set():
                 if not self._train_one():
                     break
                 now = time.perf_counter()
-                if now - last_ui >= self._period:
+                # at most refresh_hz, and never more than UI_BUDGET of the wall time
+                if now - last_ui >= max(self._period, ui_cost / UI_BUDGET):
                     self._steps_per_s = (self._trainer.global_step - s0) / max(now - t0, 1e-9)
                     self._refresh()
-                    last_ui = now
+                    last_ui = time.perf_counter()
+                    ui_cost = 0.5 * ui_cost + 0.5 * (last_ui - now)
         except Exception as err:
             self.last_error = f"{type(err).__name__}: {err}"
             self._set_status(f"⚠ training stopped: {self.last_error}", error=True)
@@ -410,11 +413,12 @@ class TrainingLab(W.VBox):
     def _new_trainer(self) -> None:
         self._config = self._current_config()
         trainer = Trainer(_model_factory(self._task, self._knobs()), self._task, self._config)
+        every = self._record_every_arg or (5 if self._task.kind == "sequence" else 25)
         if getattr(self, "_recorder", None) is None:
-            self._recorder = Recorder(trainer, every=self._record_every, max_bytes=self._max_bytes)
+            self._recorder = Recorder(trainer, every=every, max_bytes=self._max_bytes)
         else:
             self._recorder.retarget(trainer)
-            self._recorder.every = self._record_every
+            self._recorder.every = every
         self._trainer = trainer
         self._recorder.record()
         self._shown = None
@@ -631,6 +635,7 @@ class TrainingLab(W.VBox):
             figs.metrics_figure(self._trainer.history, accuracy=self._trainer.loss_name == "ce")
         )
         self._metrics.layout.width = 520
+        self._drawn: dict[Any, Any] = {}  # what the metric plot shows, to skip no-op updates
         self._grid = HeatmapGrid()
         self._grid.add_class("xp-training-grid")
         self._spectrum_grid: HeatmapGrid | None = None
@@ -686,28 +691,35 @@ class TrainingLab(W.VBox):
         return [s.step for s in snaps], spec.freqs, spec.power
 
     def _update_metrics(self) -> None:
+        """Update only the curves that gained points, and the step marker if it moved."""
         hist = self._history()
         fig = self._metrics
         marker = None if self._follow or self._shown is None else self._shown.step
+        curves = {}
+        for i, trace in enumerate(fig.data):
+            key = next(k for k, v in figs.TRACE_NAMES.items() if v == trace.name)
+            x, y = figs.curve(hist, key)
+            signature = (len(x), x[-1] if len(x) else None, y[-1] if len(y) else None)
+            if self._drawn.get(i) != signature:
+                curves[i] = (x, y)
+                self._drawn[i] = signature
+        if not curves and self._drawn.get("marker") == marker:
+            return
         with fig.batch_update():
-            for trace in fig.data:
-                key = next(k for k, v in figs.TRACE_NAMES.items() if v == trace.name)
-                trace.x, trace.y = figs.curve(hist, key)
-            fig.layout.shapes = (
-                ()
-                if marker is None
-                else (
-                    dict(
-                        type="line",
-                        x0=marker,
-                        x1=marker,
-                        y0=0,
-                        y1=1,
-                        yref="paper",
-                        line=dict(color="#888", dash="dot"),
-                    ),
+            for i, (x, y) in curves.items():
+                fig.data[i].x, fig.data[i].y = x, y
+            if self._drawn.get("marker") != marker:
+                self._drawn["marker"] = marker
+                line = dict(color="#888", dash="dot")
+                fig.layout.shapes = (
+                    ()
+                    if marker is None
+                    else (
+                        dict(
+                            type="line", x0=marker, x1=marker, y0=0, y1=1, yref="paper", line=line
+                        ),
+                    )
                 )
-            )
 
     def _show(self, snap: Snapshot) -> None:
         """Draw ``snap`` in the main views and tell subscribers. Call with ``_view_lock``."""

@@ -30,7 +30,11 @@ def training_threads() -> list[threading.Thread]:
 @pytest.fixture
 def lab(tmp_path):
     lab = TrainingLab(
-        "moons", task_kwargs={"n": 200}, model={"depth": 2, "width": 8}, out_dir=tmp_path
+        "moons",
+        task_kwargs={"n": 200},
+        model={"depth": 2, "width": 8},
+        record_every=5,
+        out_dir=tmp_path,
     )
     yield lab
     lab.close()

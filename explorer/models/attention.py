@@ -97,11 +97,10 @@ def _masked_scores(
 def orthogonal_features(n_features: int, d_head: int, seed: int) -> torch.Tensor:
     """(n_features, d_head) Gaussian-norm orthogonal random projections for FAVOR+."""
     g = torch.Generator().manual_seed(seed)
-    blocks = []
-    for _ in range(math.ceil(n_features / d_head)):
-        qmat, r = torch.linalg.qr(torch.randn(d_head, d_head, generator=g))
-        blocks.append((qmat * torch.sign(torch.diagonal(r))).T)  # sign fix: Haar-uniform
-    w = torch.cat(blocks)[:n_features]
+    n_blocks = math.ceil(n_features / d_head)
+    qmat, r = torch.linalg.qr(torch.randn(n_blocks, d_head, d_head, generator=g))
+    qmat = qmat * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]  # Haar-uniform
+    w = qmat.transpose(-2, -1).reshape(-1, d_head)[:n_features]  # orthonormal rows per block
     norms = torch.randn(n_features, d_head, generator=g).norm(dim=1, keepdim=True)
     return w * norms
 

@@ -341,6 +341,9 @@ class AlignmentLab(W.VBox):
                 show_labels=True, selected=-1,
             )  # fmt: skip
             self._set_status(f"{spec.label}: {r} (rows) vs {c} (columns)")
+            cell = self.grid.clicked_cell
+            if cell and cell[0] < mat.shape[0] and cell[1] < mat.shape[1]:
+                self._on_cell({"new": cell})  # keep the pair view in step with the heatmap
 
         self._guard(draw)
 

@@ -1,0 +1,96 @@
+"""The relative-representations tutorial in real JupyterLab: the alignment lab follows a training
+run (live vs checkpoint vs trained seeds) and shows MiniLM's layers; metric switcher, model menus,
+cell clicks, the step slider and the export buttons reach the kernel."""
+
+from __future__ import annotations
+
+from labsession import LabSession
+
+NBSP = "\xa0"  # ipywidgets renders spaces in option labels as non-breaking spaces
+
+
+def _label(text: str) -> str:
+    return text.replace(" ", NBSP)
+
+
+def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
+    lab.open("10_relative_representations.ipynb")
+    lab.run_all(timeout_s=300)
+    page = lab.page
+    live, text = page.locator(".xp-alignment-lab").nth(0), page.locator(".xp-alignment-lab").nth(1)
+    canvas = live.locator(".xp-alignment-heatmap canvas").first
+    canvas.wait_for(timeout=30_000)
+    caption = live.locator(".xp-grid-caption")
+    assert caption.inner_text().startswith("rows: live layers · columns: seed 1 layers")
+
+    # seeds from the training lab are offered in both menus
+    options = [
+        o.replace(NBSP, " ")
+        for o in live.locator(".xp-alignment-rows select option").all_inner_texts()
+    ]
+    assert options == ["live", "checkpoint", "seed 1", "seed 2"]
+
+    # click a heatmap cell: the Procrustes-aligned pair view is drawn for that pair
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    canvas.click(position={"x": box["width"] * 0.9, "y": box["height"] * 0.9})  # bottom-right cell
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.xp-alignment-lab .gtitle')].some(t => t.textContent.includes('Procrustes-aligned'))",
+        timeout=15_000,
+    )
+    assert lab.kernel("print(live.selected_pair[:2])").strip() == "('L3', 'L3')"
+
+    # metric switcher: the caption flips to "lower = more similar" for a distance
+    live.locator(".xp-alignment-metric select").select_option(
+        label=_label("angular Procrustes distance (rad) [procrustes]")
+    )
+    page.wait_for_function(
+        "() => document.querySelector('.xp-alignment-lab .xp-grid-caption').textContent.includes('lower = more similar')",
+        timeout=15_000,
+    )
+    assert lab.kernel("print(live.selection)").strip() == "('live', 'seed 1', 'procrustes')"
+
+    # rows menu: seed vs seed
+    live.locator(".xp-alignment-rows select").select_option(label=_label("seed 2"))
+    page.wait_for_function(
+        "() => document.querySelector('.xp-alignment-lab .xp-grid-caption').textContent.startsWith('rows: seed 2')",
+        timeout=15_000,
+    )
+
+    # step slider: the checkpoint follows the recorded step
+    handle = live.locator(".xp-alignment-step .noUi-handle").first
+    handle.click()
+    for _ in range(3):
+        handle.press("ArrowRight")
+    page.wait_for_function(
+        "() => document.querySelector('.xp-alignment-lab .xp-alignment-status').textContent.includes('checkpoint = step')",
+        timeout=15_000,
+    )
+    assert int(lab.kernel("print(live._step.value)")) > 0
+
+    # export the matrix from the page
+    live.get_by_role("button", name="Export CSV").click()
+    page.wait_for_function(
+        "() => document.querySelector('.xp-alignment-lab .xp-alignment-status').textContent.includes('wrote')",
+        timeout=20_000,
+    )
+    assert (
+        lab.kernel(
+            "import pathlib; print(len(list(pathlib.Path('exports').glob('alignment_matrix_*.csv'))))"
+        ).strip()
+        != "0"
+    )
+
+    # the MiniLM lab: 7 × 7 layer heatmap labelled with the model name
+    text.locator(".xp-grid-cell canvas").first.wait_for(timeout=30_000)
+    assert (
+        text.locator(".xp-grid-caption")
+        .inner_text()
+        .startswith("rows: MiniLM layers · columns: MiniLM layers")
+    )
+    assert lab.kernel("print(text_lab.matrix().shape)").strip() == "(7, 7)"
+
+    shot = lab.screenshot("alignment_lab")
+    assert shot.stat().st_size > 10_000
+    assert not lab.page_errors, lab.page_errors

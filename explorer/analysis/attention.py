@@ -163,6 +163,8 @@ def as_patterns(
     if isinstance(source, AttentionPatterns) and tokens is None:
         return source
     x = _stack(source, batch_index)
+    if isinstance(x, torch.Tensor) and not x.is_cuda:
+        x = as_numpy(x)  # CPU tensors: zero-copy numpy view, the CPU path is numpy/numba
     if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating):
         if not np.issubdtype(x.dtype, np.number):
             raise TypeError(f"attention must be numeric, got dtype {x.dtype}")
@@ -174,17 +176,16 @@ def as_patterns(
         raise ValueError(
             f"attention maps must be square (queries × keys) and non-empty, got (T, T') = ({t}, {t2})"
         )
-    check_finite(x, "attention")
+    # Row sums in the input precision: float32 error (≈ T·6e-8) stays far below atol.
+    sums = x.sum(-1)
+    total = float(sums.sum())
+    if not math.isfinite(total):
+        check_finite(x, "attention")  # raises with the location of the first NaN/inf
     low = float(x.min())
     if low < -atol:
         raise ValueError(
             f"attention has negative weights (min {low:.3g}); pass probabilities (after softmax)"
         )
-    sums = (
-        x.sum(-1, dtype=torch.float64)
-        if isinstance(x, torch.Tensor)
-        else x.sum(-1, dtype=np.float64)
-    )
     err = as_numpy(abs(sums - 1.0))
     if float(err.max()) > atol:
         lay, head, q = np.unravel_index(int(err.argmax()), err.shape)

@@ -1,0 +1,65 @@
+"""Latent geometry of representations: neighbours, projections, intrinsic dimension, spectra,
+neural collapse, curvature, position/context decomposition; per layer and over training.
+
+Inputs are (n, d) arrays or tensors (rows are samples); CUDA tensors run in torch, everything
+else in numba/LAPACK. Definitions follow ``shared/science/metrics.md`` and are restated in each
+function's docstring, with the variant named.
+"""
+
+from explorer.analysis.geometry.collapse import class_means, neural_collapse
+from explorer.analysis.geometry.curvature import Curvature, graph_curvature, ollivier_ricci
+from explorer.analysis.geometry.decomposition import PositionContext, position_context
+from explorer.analysis.geometry.dimension import local_id, local_pca_id, mle_id, twonn
+from explorer.analysis.geometry.neighbors import Neighbors, knn, knn_graph
+from explorer.analysis.geometry.profile import (
+    METRICS,
+    as_points,
+    geometry_over_training,
+    geometry_profile,
+)
+from explorer.analysis.geometry.projections import PCA, align_snapshots, procrustes_align, project
+from explorer.analysis.geometry.spectrum import (
+    coding_rate,
+    effective_rank,
+    eigen_decay,
+    participation_ratio,
+    rank_me,
+    rate_reduction,
+    singular_values,
+    stable_rank,
+    von_neumann_entropy,
+)
+
+__all__ = [
+    "METRICS",
+    "PCA",
+    "Curvature",
+    "Neighbors",
+    "PositionContext",
+    "align_snapshots",
+    "as_points",
+    "class_means",
+    "coding_rate",
+    "effective_rank",
+    "eigen_decay",
+    "geometry_over_training",
+    "geometry_profile",
+    "graph_curvature",
+    "knn",
+    "knn_graph",
+    "local_id",
+    "local_pca_id",
+    "mle_id",
+    "neural_collapse",
+    "ollivier_ricci",
+    "participation_ratio",
+    "position_context",
+    "procrustes_align",
+    "project",
+    "rank_me",
+    "rate_reduction",
+    "singular_values",
+    "stable_rank",
+    "twonn",
+    "von_neumann_entropy",
+]

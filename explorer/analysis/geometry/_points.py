@@ -1,0 +1,53 @@
+"""Input helpers shared by the geometry measures: coercion to (n, d) and duplicate removal."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from explorer.device import ArrayLike
+from explorer.errors import ExplorerWarning
+from explorer.validation import check_matrix
+
+__all__ = ["flatten_tokens", "unique_points"]
+
+
+def flatten_tokens(x: Any, name: str = "x") -> ArrayLike:
+    """(n, d) stays; (B, T, d) hidden states become (B·T, d); anything else is an error."""
+    if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 3:
+        return x.reshape(-1, x.shape[-1])
+    return check_matrix(x, name, finite=False)
+
+
+def unique_points(x: ArrayLike, name: str = "x", *, min_rows: int = 2) -> ArrayLike:
+    """Validate ``x`` (n, d) and drop exact duplicate rows (warning how many were dropped).
+
+    kNN-ratio estimators (TwoNN, MLE) are undefined at zero distance; duplicates are removed
+    rather than producing NaN/inf. Row order of the survivors is kept.
+    """
+    x = check_matrix(x, name, min_rows=min_rows)
+    if isinstance(x, torch.Tensor):
+        _, inverse = torch.unique(x, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), len(x), device=x.device, dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(len(x), device=x.device), "amin")
+        keep: Any = torch.sort(first).values
+        n_unique = len(keep)
+    else:
+        _, keep = np.unique(x, axis=0, return_index=True)
+        keep = np.sort(keep)
+        n_unique = len(keep)
+    dropped = len(x) - n_unique
+    if dropped:
+        warnings.warn(
+            f"{name} has {dropped} duplicate row(s); they were dropped ({n_unique} unique points "
+            "remain) because distance ratios are undefined at distance 0",
+            ExplorerWarning,
+            stacklevel=3,
+        )
+        x = x[keep]
+    if len(x) < min_rows:
+        raise ValueError(f"{name} has {n_unique} unique point(s); this needs at least {min_rows}")
+    return x

@@ -1,0 +1,131 @@
+"""Intrinsic dimension: TwoNN, MLE (Levina–Bickel), local PCA, and per-point (local) ID.
+
+All estimators use exact neighbours from :func:`~explorer.analysis.geometry.knn` and drop
+duplicate rows first (with an :class:`~explorer.errors.ExplorerWarning`): distance ratios are
+undefined at distance 0, which is where other tools return NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from explorer.analysis.geometry._points import unique_points
+from explorer.analysis.geometry.neighbors import knn
+from explorer.device import DeviceLike, as_numpy
+from explorer.kernels import intrinsic_dim as kernels
+from explorer.validation import check_positive_int
+
+__all__ = ["local_id", "local_pca_id", "mle_id", "twonn"]
+
+PcaRule = Literal["fraction", "ratio", "broken_stick"]
+_RULES = {
+    "fraction": kernels.RULE_FRACTION,
+    "ratio": kernels.RULE_RATIO,
+    "broken_stick": kernels.RULE_BROKEN_STICK,
+}
+
+
+def twonn(
+    x: Any,
+    *,
+    discard_fraction: float = 0.1,
+    estimator: Literal["fit", "mle"] = "fit",
+    device: DeviceLike = "auto",
+) -> float:
+    """TwoNN intrinsic dimension (Facco et al. 2017) of the points ``x`` (n, D).
+
+    μᵢ = r₂/r₁ (second over first neighbour distance). ``estimator="fit"``: slope through the
+    origin of −log(1 − F(μ)) against log μ over the smallest ``1 − discard_fraction`` of μ, with
+    F = i/n (scikit-dimension's definition); ``"mle"``: d = (n − 1)/Σ log μᵢ on all points.
+    """
+    if not 0.0 <= discard_fraction < 1.0:
+        raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
+    if estimator not in ("fit", "mle"):
+        raise ValueError(f"estimator must be 'fit' or 'mle', got {estimator!r}")
+    x = unique_points(x, "x", min_rows=3)
+    dist = knn(x, 2, device=device).distances
+    mu = np.sort(dist[:, 1] / dist[:, 0])
+    n = len(mu)
+    if estimator == "mle":
+        return float((n - 1) / np.log(mu).sum())
+    keep = int(n * (1 - discard_fraction))
+    if keep < 2:
+        raise ValueError(
+            f"discard_fraction={discard_fraction} leaves {keep} point(s); use more points"
+        )
+    log_mu = np.log(mu[:keep])
+    y = -np.log1p(-np.arange(keep) / n)
+    return float(log_mu @ y / (log_mu @ log_mu))
+
+
+def _pointwise_mle(dist: np.ndarray) -> np.ndarray:
+    """(k − 1)/Σⱼ log(T_k/T_j) per row of ascending distances (n, k)."""
+    k = dist.shape[1]
+    return (k - 1) / np.log(dist[:, -1:] / dist).sum(axis=1)
+
+
+def _checked_k(k: int, n_points: int) -> int:
+    k = check_positive_int(k, "k", minimum=2)
+    if k >= n_points:
+        raise ValueError(
+            f"k={k} neighbours need at least {k + 1} unique points, got {n_points}; lower k"
+        )
+    return k
+
+
+def mle_id(x: Any, k: int = 20, *, device: DeviceLike = "auto") -> float:
+    """Levina–Bickel MLE of the intrinsic dimension with k neighbours (x: (n, D)).
+
+    Per point m̂ = (k − 1)/Σⱼ₌₁ᵏ log(T_k/T_j); global = 1/mean(1/m̂) (MacKay–Ghahramani
+    combination, scikit-dimension's default ``comb="mle"``).
+    """
+    return float(1.0 / np.mean(1.0 / local_id(x, k, method="mle", device=device)))
+
+
+def local_id(
+    x: Any,
+    k: int = 20,
+    *,
+    method: Literal["mle", "pca"] = "mle",
+    rule: PcaRule = "fraction",
+    threshold: float | None = None,
+    device: DeviceLike = "auto",
+) -> np.ndarray:
+    """Per-point intrinsic dimension (n_unique,), from each point's k nearest neighbours.
+
+    ``method="mle"``: Levina–Bickel m̂ per point. ``method="pca"``: number of significant
+    eigenvalues of the neighbourhood (the point + k neighbours) by ``rule``:
+    ``"fraction"`` λ > threshold·λ_max (default 0.05), ``"ratio"`` fewest components reaching
+    ``threshold`` of the variance (default 0.95), ``"broken_stick"``.
+    Duplicate rows are dropped first, so the output follows the unique rows in input order.
+    """
+    if method not in ("mle", "pca"):
+        raise ValueError(f"method must be 'mle' or 'pca', got {method!r}")
+    x = unique_points(x, "x", min_rows=3)
+    k = _checked_k(k, len(x))
+    nb = knn(x, k, device=device)
+    if method == "mle":
+        return _pointwise_mle(nb.distances)
+    if rule not in _RULES:
+        raise ValueError(f"rule must be one of {sorted(_RULES)}, got {rule!r}")
+    thr = threshold if threshold is not None else (0.95 if rule == "ratio" else 0.05)
+    if not 0.0 < thr <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {thr}")
+    out = np.empty(len(x), dtype=np.int64)
+    data = np.ascontiguousarray(as_numpy(x), dtype=np.float64)
+    kernels.local_pca(data, nb.indices, _RULES[rule], float(thr), out)
+    return out.astype(np.float64)
+
+
+def local_pca_id(
+    x: Any,
+    k: int = 20,
+    *,
+    rule: PcaRule = "fraction",
+    threshold: float | None = None,
+    device: DeviceLike = "auto",
+) -> float:
+    """Mean local-PCA dimension over points (see :func:`local_id` with ``method="pca"``)."""
+    return float(local_id(x, k, method="pca", rule=rule, threshold=threshold, device=device).mean())

@@ -1,0 +1,199 @@
+"""Spectrum measures of a representation matrix (n, d): rank, entropy, decay, coding rate.
+
+σ are the singular values of X (centred when ``center=True``), λ = σ² the (unnormalised)
+covariance eigenvalues. Variants are named: effective rank on σ (Roy & Vetterli) or on σ²;
+RankMe (Garrido et al. 2023) is the σ effective rank of the uncentred matrix with ε = 1e-7.
+Spectra are computed in float64 from the smaller Gram matrix (torch on CUDA, LAPACK on CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
+from explorer.validation import check_matrix
+
+__all__ = [
+    "coding_rate",
+    "effective_rank",
+    "eigen_decay",
+    "participation_ratio",
+    "rank_me",
+    "rate_reduction",
+    "singular_values",
+    "stable_rank",
+    "von_neumann_entropy",
+]
+
+
+def _gram_eigenvalues(x: Any, device: DeviceLike) -> np.ndarray:
+    """Descending eigenvalues (≥ 0, float64) of XᵀX or XXᵀ, whichever is smaller."""
+    dev = resolve_device(device, x)
+    if dev.type == "cuda":
+        t = as_torch(x, device=dev, dtype=torch.float64)
+        g = t.T @ t if t.shape[1] <= t.shape[0] else t @ t.T
+        lam = as_numpy(torch.linalg.eigvalsh(g))
+    else:
+        a = as_numpy(x, dtype=np.float64)
+        g = a.T @ a if a.shape[1] <= a.shape[0] else a @ a.T
+        lam = np.linalg.eigvalsh(g)
+    return np.clip(lam[::-1], 0.0, None)
+
+
+def _prepare(x: Any, center: bool, name: str = "x") -> Any:
+    x = check_matrix(x, name)
+    if center:
+        x = x - x.mean(0, keepdims=True) if isinstance(x, np.ndarray) else x - x.mean(0)
+    return x
+
+
+def singular_values(x: Any, *, center: bool = True, device: DeviceLike = "auto") -> np.ndarray:
+    """Singular values of x (n, d), descending, float64; min(n, d) of them."""
+    return np.sqrt(_gram_eigenvalues(_prepare(x, center), device))
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _nonzero(values: np.ndarray, what: str) -> np.ndarray:
+    if values.sum() <= 0:
+        raise ValueError(
+            f"the {what} are all zero (a constant or all-zero matrix); the measure is undefined"
+        )
+    return values
+
+
+def effective_rank_of(sigma: np.ndarray, variant: Literal["sigma", "sigma2"] = "sigma") -> float:
+    """exp(entropy of p), p = σ/Σσ (``"sigma"``) or σ²/Σσ² (``"sigma2"``)."""
+    if variant not in ("sigma", "sigma2"):
+        raise ValueError(f"variant must be 'sigma' or 'sigma2', got {variant!r}")
+    w = _nonzero(sigma if variant == "sigma" else sigma**2, "singular values")
+    return float(np.exp(_entropy(w / w.sum())))
+
+
+def effective_rank(
+    x: Any,
+    *,
+    variant: Literal["sigma", "sigma2"] = "sigma",
+    center: bool = True,
+    device: DeviceLike = "auto",
+) -> float:
+    """Effective rank exp(−Σ pₖ log pₖ) of x (n, d); σ=[3,2,1] → 2.749 (σ), 2.294 (σ²)."""
+    return effective_rank_of(singular_values(x, center=center, device=device), variant)
+
+
+def participation_ratio_of(sigma: np.ndarray) -> float:
+    """(Σλ)²/Σλ² with λ = σ²."""
+    lam = _nonzero(sigma**2, "singular values")
+    return float(lam.sum() ** 2 / (lam**2).sum())
+
+
+def participation_ratio(x: Any, *, center: bool = True, device: DeviceLike = "auto") -> float:
+    """Participation ratio (Σλ)²/Σλ² of the covariance spectrum; σ=[3,2,1] → 2.0."""
+    return participation_ratio_of(singular_values(x, center=center, device=device))
+
+
+def stable_rank_of(sigma: np.ndarray) -> float:
+    """‖X‖²_F / ‖X‖²₂ = Σσ²/σ₁²."""
+    lam = _nonzero(sigma**2, "singular values")
+    return float(lam.sum() / lam.max())
+
+
+def stable_rank(x: Any, *, center: bool = False, device: DeviceLike = "auto") -> float:
+    """Stable rank ‖X‖²_F/‖X‖²₂ (uncentred by default, as for weight matrices); [3,2,1] → 1.5556."""
+    return stable_rank_of(singular_values(x, center=center, device=device))
+
+
+def rank_me_of(sigma: np.ndarray, eps: float = 1e-7) -> float:
+    """RankMe: exp(entropy(p)), p = σ/Σσ + ε."""
+    s = _nonzero(sigma, "singular values")
+    return float(np.exp(_entropy(s / s.sum() + eps)))
+
+
+def rank_me(x: Any, *, eps: float = 1e-7, device: DeviceLike = "auto") -> float:
+    """RankMe (Garrido et al. 2023) of the uncentred embeddings x (n, d)."""
+    return rank_me_of(singular_values(x, center=False, device=device), eps)
+
+
+def von_neumann_entropy(x: Any, *, device: DeviceLike = "auto") -> float:
+    """VNE: rows L2-normalised, ρ = ZᵀZ/n (trace 1), VNE = −Σ λ log λ over λ > 0.
+
+    Tiny negative eigenvalues from rounding are clipped to 0 (not silently dropped as NaN).
+    """
+    z = check_matrix(x, "x")
+    norms = (
+        z.norm(dim=1, keepdim=True)
+        if isinstance(z, torch.Tensor)
+        else np.linalg.norm(z, axis=1, keepdims=True)
+    )
+    zero = np.flatnonzero(as_numpy(norms).ravel() == 0)
+    if zero.size:
+        raise ValueError(
+            f"x has {zero.size} all-zero row(s) (first: {zero[0]}); they cannot be L2-normalised"
+        )
+    lam = _gram_eigenvalues(z / norms, device) / z.shape[0]
+    return _entropy(lam)
+
+
+def eigen_decay(
+    x: Any,
+    *,
+    k_min: int = 1,
+    k_max: int | None = None,
+    center: bool = True,
+    rtol: float = 1e-10,
+    device: DeviceLike = "auto",
+) -> float:
+    """Power-law exponent α of the covariance spectrum, λₖ ∝ k^(−α).
+
+    Least-squares fit of log λₖ on log k over ranks k_min…k_max (1-based); the default k_max is
+    the last eigenvalue above rtol·λ₁. Needs at least 3 ranks in the range.
+    """
+    lam = singular_values(x, center=center, device=device) ** 2
+    lam = _nonzero(lam, "singular values")
+    last = int((lam > rtol * lam[0]).sum())
+    hi = last if k_max is None else min(k_max, last)
+    if k_min < 1 or hi - k_min + 1 < 3:
+        raise ValueError(
+            f"eigen_decay needs ≥ 3 non-zero eigenvalues in ranks [{k_min}, {hi}] "
+            f"(x has {last} above rtol·λ₁); widen the range or pass more samples/features"
+        )
+    ranks = np.arange(k_min, hi + 1, dtype=np.float64)
+    slope = np.polyfit(np.log(ranks), np.log(lam[k_min - 1 : hi]), 1)[0]
+    return float(-slope)
+
+
+def _logdet_identity_plus(z: Any, scale: float, device: DeviceLike) -> float:
+    """log det(I + scale·ZᵀZ) via the smaller Gram's eigenvalues."""
+    return float(np.log1p(scale * _gram_eigenvalues(z, device)).sum())
+
+
+def coding_rate(z: Any, *, eps: float = 0.5, device: DeviceLike = "auto") -> float:
+    """Coding rate R(Z) = ½ log det(I + d/(n ε²) ZᵀZ) of z (n, d) in nats (Yu et al. 2020)."""
+    z = check_matrix(z, "z")
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    n, d = z.shape
+    return 0.5 * _logdet_identity_plus(z, d / (n * eps**2), device)
+
+
+def rate_reduction(z: Any, labels: Any, *, eps: float = 0.5, device: DeviceLike = "auto") -> float:
+    """ΔR = R(Z) − Σⱼ (nⱼ/n) R(Zⱼ) (MCR², Yu et al. 2020), Zⱼ the rows with label j."""
+    z = check_matrix(z, "z")
+    y = as_numpy(labels).ravel()
+    if len(y) != z.shape[0]:
+        raise ValueError(
+            f"labels has {len(y)} entries but z has {z.shape[0]} rows; they must match"
+        )
+    n = z.shape[0]
+    total = coding_rate(z, eps=eps, device=device)
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        zc = z[torch.as_tensor(rows, device=z.device)] if isinstance(z, torch.Tensor) else z[rows]
+        total -= len(rows) / n * coding_rate(zc, eps=eps, device=device)
+    return total

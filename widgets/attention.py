@@ -123,6 +123,7 @@ class AttentionLab(ipw.VBox):
         self._flow: dict[int, np.ndarray] = {}
         self._recorder: Any = None
         self._attach_tokens: list[str] | None = None
+        self._vocab: list[str] = []
         self._syncing = False
 
         self.title_html = ipw.HTML(f"<b>{html.escape(title)}</b>")
@@ -282,6 +283,8 @@ class AttentionLab(ipw.VBox):
             raise TypeError("attach() needs a TrainingLab or a Recorder (with .steps and .at)")
         self._recorder = recorder
         self._attach_tokens = list(tokens) if tokens is not None else None
+        meta = getattr(getattr(source, "task", None), "meta", None) or {}
+        self._vocab = [str(v) for v in meta.get("vocab", [])]
         self.step_slider.layout.display = ""
         self._refresh_steps(show_latest=True)
         if hasattr(source, "subscribe"):
@@ -294,7 +297,10 @@ class AttentionLab(ipw.VBox):
         probe = getattr(self._recorder, "probe", None)
         inputs = getattr(probe, "inputs", None)
         if inputs is not None and getattr(inputs, "ndim", 0) == 2 and inputs.shape[1] == t:
-            return [str(int(v)) for v in inputs[0]]
+            ids = [int(v) for v in inputs[0]]
+            if self._vocab and all(0 <= i < len(self._vocab) for i in ids):
+                return [self._vocab[i] for i in ids]
+            return [str(i) for i in ids]
         return None
 
     def _show_snapshot(self, snap: Any) -> None:
@@ -322,19 +328,15 @@ class AttentionLab(ipw.VBox):
         self._show_snapshot(self._recorder.at(self.step_slider.value))
 
     def _on_snapshot(self, snap: Any) -> None:
-        steps = list(self._recorder.steps)
-        following = (
-            self.step is None or not steps or self.step >= steps[-2 if len(steps) > 1 else -1]
-        )
+        """A TrainingLab shows ``snap`` (new recording or scrub): show it too."""
         self._syncing = True
         try:
-            self.step_slider.options = steps or [snap.step]
-            if following and snap.step in self.step_slider.options:
+            self.step_slider.options = list(self._recorder.steps) or [snap.step]
+            if snap.step in self.step_slider.options:
                 self.step_slider.value = snap.step
         finally:
             self._syncing = False
-        if following:
-            self._show_snapshot(snap)
+        self._show_snapshot(snap)
 
     def _on_step(self, change: Any) -> None:
         if not self._syncing and self._recorder is not None:

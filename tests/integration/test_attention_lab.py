@@ -136,3 +136,16 @@ def test_step_slider_replays_snapshots():
     assert lab.step == 10 and "step 10" in lab.grid.caption
     np.testing.assert_allclose(lab.patterns.numpy()[1, 0], random_attention((1, 2, 5, 5), 11)[0, 0])
     assert set(lab.statistics["step"]) == {10}
+
+
+def test_follows_a_training_lab():
+    from widgets.training import TrainingLab
+
+    training = TrainingLab(
+        "induction", model={"n_layers": 2, "n_heads": 2, "d_model": 16}, record_every=5
+    )
+    lab = AttentionLab(attach=training)
+    training.step(5)
+    assert lab.step == 5 and 5 in lab.step_slider.options
+    vocab = training.task.meta["vocab"]
+    assert all(tok in vocab for tok in lab.patterns.tokens)

@@ -166,11 +166,31 @@ def attend_fast(
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     fq = kernel_features(p, q, projection, is_query=True)  # (B, H, T, F)
     fk = kernel_features(p, k, projection, is_query=False)
-    if p.causal:  # prefix sums of k⊗v and k: O(T·F·d_v)
-        kv = torch.einsum("bhtf,bhtd->bhtfd", fk, v).cumsum(dim=2)
-        num = torch.einsum("bhtf,bhtfd->bhtd", fq, kv)
-        den = (fq * fk.cumsum(dim=2)).sum(-1, keepdim=True)
-    else:
-        num = fq @ (fk.transpose(-2, -1) @ v)
-        den = fq @ fk.sum(dim=2, keepdim=True).transpose(-2, -1)
+    if p.causal:
+        return _causal_kernel_attend(fq, fk, v)
+    num = fq @ (fk.transpose(-2, -1) @ v)
+    den = fq @ fk.sum(dim=2, keepdim=True).transpose(-2, -1)
     return num / den.clamp_min(1e-30)
+
+
+def _causal_kernel_attend(
+    fq: torch.Tensor, fk: torch.Tensor, v: torch.Tensor, chunk: int = 64
+) -> torch.Tensor:
+    """Causal Σ_{j≤i} φ(q_i)·φ(k_j) v_j / Σ_{j≤i} φ(q_i)·φ(k_j), chunk by chunk: masked
+    (C, C) blocks inside a chunk plus a running state Σ φ(k)⊗v (F, d_v) from earlier chunks.
+    O(T·(C + F)·d) time and O(C² + F·d) extra memory per head, instead of O(T²)."""
+    t = fq.shape[-2]
+    state = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # (B, H, F, d_v)
+    norm = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], 1)  # (B, H, F, 1)
+    tril = torch.ones(chunk, chunk, dtype=torch.bool, device=fq.device).tril()
+    out = []
+    for s in range(0, t, chunk):
+        q, k, vv = fq[..., s : s + chunk, :], fk[..., s : s + chunk, :], v[..., s : s + chunk, :]
+        c = q.shape[-2]
+        a = (q @ k.transpose(-2, -1)).masked_fill(~tril[:c, :c], 0.0)  # (B, H, c, c)
+        num = a @ vv + q @ state
+        den = a.sum(-1, keepdim=True) + q @ norm
+        out.append(num / den.clamp_min(1e-30))
+        state = state + k.transpose(-2, -1) @ vv
+        norm = norm + k.sum(-2).unsqueeze(-1)
+    return torch.cat(out, dim=-2)

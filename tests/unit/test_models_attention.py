@@ -210,3 +210,13 @@ def test_alibi_and_sinusoidal_oracles():
 def test_bad_transformer_configs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TransformerConfig(**kwargs)
+
+
+@pytest.mark.parametrize("variant", ["linear", "performer"])
+def test_causal_kernel_attention_across_chunks(variant):
+    q, k, v = _qkv(b=1, h=2, t=150, d=4, seed=5)  # 150 tokens: three chunks of 64
+    p = AttentionParams(variant, causal=True)
+    proj = orthogonal_features(8, 4, seed=2).double()
+    torch.testing.assert_close(
+        attend_fast(p, q, k, v, projection=proj), pattern(p, q, k, projection=proj) @ v
+    )

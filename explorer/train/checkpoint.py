@@ -81,6 +81,19 @@ def _split_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
     return tensors, meta
 
 
+def _independent(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous tensors with no shared storage (safetensors refuses tied weights):
+    a tensor whose storage was already seen is copied."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in tensors.items():
+        t = value.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        out[key] = t.clone() if ptr in seen else t
+        seen.add(ptr)
+    return out
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -109,14 +122,11 @@ def save_checkpoint(
             config = config_to_dict(model.config, kind)
     elif config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be 'auto', a dict or None, got {type(config).__name__}")
-    # safetensors refuses shared or non-contiguous storage: store independent copies.
-    tensors = {
-        _MODEL + k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
-    }
+    tensors = _independent({_MODEL + k: v for k, v in model.state_dict().items()})
     optim_meta = None
     if optimizer is not None:
         opt_tensors, optim_meta = _split_optimizer(optimizer)
-        tensors.update({k: v.detach().cpu().contiguous().clone() for k, v in opt_tensors.items()})
+        tensors.update(_independent(opt_tensors))
     header = {
         "format": FORMAT,
         "version": VERSION,

@@ -153,3 +153,13 @@ def test_torch_weights_load_only_weights(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="weights_only=True"):
         load_torch_weights(evil)
     assert "code ran" not in capsys.readouterr().out
+
+
+def test_tied_weights_save_and_reload(tmp_path):
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 5, bias=False))
+    model[1].weight = model[0].weight  # tied, as in weight-tied language models
+    path = save_checkpoint(tmp_path / "tied.safetensors", model)
+    other = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 5, bias=False))
+    load_checkpoint(path, other)
+    assert torch.equal(other[0].weight, model[0].weight)
+    assert torch.equal(other[1].weight, model[1].weight)

@@ -30,6 +30,7 @@ from widgets.figures import spectra as figs
 
 __all__ = ["SpectrumLab"]
 
+HEATMAP_BANDS = 32  # frequency rows on the canvas (bands when the spectrum is longer)
 DEFAULT_ACTIVATIONS = ("layers.*.hook_post", "blocks.*.hook_out", "blocks.*.hook_resid_post")
 
 
@@ -342,6 +343,8 @@ class SpectrumLab(ipw.VBox):
                 np.zeros((1, 1)), ["no target yet"], caption="residual power: frequency × step"
             )
             return
+        if res.freqs.size > HEATMAP_BANDS:  # canvas cells are square: coarsen tall spectra
+            res = S.band_power(res, HEATMAP_BANDS)
         z = figs.log_floor(res.power.T[::-1], self.log)  # rows: high frequency on top
         self.heatmap.show(
             z, [f"residual power ({'log10' if self.log else 'linear'}), step {self.steps[-1]}"],

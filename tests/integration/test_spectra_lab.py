@@ -66,12 +66,12 @@ def test_standalone_lab_on_a_model(task, model) -> None:  # type: ignore[no-unty
         lab.layer.options == ("layers.1.linear.weight",)
         and lab.layer.value == "layers.1.linear.weight"
     )
-    assert lab.heatmap.shape == [1, 33, 1]
+    assert lab.heatmap.shape == [1, 32, 1]  # 33 frequencies → 32 bands on the canvas
     grid = task.meta["y_grid"].numpy()
     lab.update(0.5 * grid, step=10)
     lab.update(grid, step=20)
     lab.update(0.5 * grid, step=10)  # scrub back: replaces, adds no column
-    assert lab.steps == [0, 10, 20] and lab.heatmap.shape == [1, 33, 3]
+    assert lab.steps == [0, 10, 20] and lab.heatmap.shape == [1, 32, 3]
     res = lab.residual
     assert res is not None
     np.testing.assert_allclose(res.power[1].sum(), 0.25, rtol=1e-9)
@@ -88,7 +88,7 @@ def test_live_updates_are_throttled_but_the_last_one_lands(task, model) -> None:
     grid = task.meta["y_grid"].numpy()
     for step in range(1, 6):
         lab.update(grid * step / 5, step=step)
-    assert lab.heatmap.shape == [1, 33, 6]  # the canvas takes every update
+    assert lab.heatmap.shape == [1, 32, 6]  # the canvas takes every update
     time.sleep(0.5)
     pred = next(t for t in lab.current.data if t.name == "prediction")
     np.testing.assert_allclose(pred.y, np.maximum(S.power_spectrum(grid.T).power[0], figs.FLOOR))

@@ -237,7 +237,11 @@ def residual_spectrum(
     return Spectrum(out.freqs, out.power / total, "residual")
 
 
-def _share_above(spectrum: Spectrum, cutoff: float) -> np.ndarray:
+def high_frequency_share(spectrum: Spectrum, cutoff: float = 0.5) -> np.ndarray:
+    """Share of non-DC power at frequencies ≥ ``cutoff`` × the highest frequency: (...,).
+
+    NaN where a signal has no non-DC power (a constant map).
+    """
     if not 0.0 < cutoff < 1.0:
         raise ValueError(
             f"cutoff must be a fraction of the highest frequency in (0, 1), got {cutoff!r}"
@@ -247,14 +251,6 @@ def _share_above(spectrum: Spectrum, cutoff: float) -> np.ndarray:
     high = spectrum.power[..., f >= cutoff * spectrum.nyquist].sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ac > 0, high / np.where(ac > 0, ac, 1.0), np.nan)
-
-
-def high_frequency_share(spectrum: Spectrum, cutoff: float = 0.5) -> np.ndarray:
-    """Share of non-DC power at frequencies ≥ ``cutoff`` × the highest frequency: (...,).
-
-    NaN where a signal has no non-DC power (a constant map).
-    """
-    return _share_above(spectrum, cutoff)
 
 
 def spectral_centroid(spectrum: Spectrum) -> np.ndarray:

@@ -133,8 +133,15 @@ def transport_cost(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
 
 @leaf
 def neighbour_measure(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, x: int, alpha: float,
-    base: float, power: float, support: np.ndarray, mass: np.ndarray,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    x: int,
+    alpha: float,
+    base: float,
+    power: float,
+    support: np.ndarray,
+    mass: np.ndarray,
 ) -> int:
     """Fill support/mass with m_x (neighbours first, then x itself); returns its size."""
     start, stop = indptr[x], indptr[x + 1]
@@ -153,8 +160,15 @@ def neighbour_measure(
 
 @leaf
 def _dijkstra(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, source: int, cutoff: float,
-    dist: np.ndarray, touched: np.ndarray, heap_d: np.ndarray, heap_v: np.ndarray,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    source: int,
+    cutoff: float,
+    dist: np.ndarray,
+    touched: np.ndarray,
+    heap_d: np.ndarray,
+    heap_v: np.ndarray,
 ) -> int:
     """Shortest distances from ``source`` up to ``cutoff`` into ``dist`` (others stay inf).
 
@@ -226,9 +240,14 @@ def _reach(indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray) -> np.ndarray:
 
 @leaf
 def cancel_common_mass(
-    sup_x: np.ndarray, mass_x: np.ndarray, size_x: int,
-    sup_y: np.ndarray, mass_y: np.ndarray, size_y: int,
-    keep_x: np.ndarray, keep_y: np.ndarray,
+    sup_x: np.ndarray,
+    mass_x: np.ndarray,
+    size_x: int,
+    sup_y: np.ndarray,
+    mass_y: np.ndarray,
+    size_y: int,
+    keep_x: np.ndarray,
+    keep_y: np.ndarray,
 ) -> tuple[int, int]:
     """Leave min(m_x(v), m_y(v)) in place at shared nodes v (optimal for a metric cost).
 
@@ -255,9 +274,7 @@ def cancel_common_mass(
 
 
 @leaf
-def _edge_kappa(
-    mass_x: np.ndarray, mass_y: np.ndarray, cost: np.ndarray, d_xy: float
-) -> float:
+def _edge_kappa(mass_x: np.ndarray, mass_y: np.ndarray, cost: np.ndarray, d_xy: float) -> float:
     if d_xy < _EPSILON:
         return 0.0
     if mass_x.shape[0] == 0 or mass_y.shape[0] == 0:
@@ -267,7 +284,11 @@ def _edge_kappa(
 
 @leaf
 def _bounded_row(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, reach: np.ndarray, u: int,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    reach: np.ndarray,
+    u: int,
     out_row: np.ndarray,
 ) -> None:
     cutoff = reach[u]
@@ -301,8 +322,16 @@ def _max_degree(indptr: np.ndarray) -> int:
 
 @leaf
 def _dense_edge(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, dist: np.ndarray, x: int, y: int,
-    alpha: float, base: float, power: float, max_deg: int,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    dist: np.ndarray,
+    x: int,
+    y: int,
+    alpha: float,
+    base: float,
+    power: float,
+    max_deg: int,
 ) -> float:
     sup_x = np.empty(max_deg + 1, dtype=np.int64)
     mass_x = np.empty(max_deg + 1)
@@ -322,8 +351,15 @@ def _dense_edge(
 
 @parallel
 def edge_curvatures_dense(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, edges: np.ndarray,
-    dist: np.ndarray, alpha: float, base: float, power: float, out: np.ndarray,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    edges: np.ndarray,
+    dist: np.ndarray,
+    alpha: float,
+    base: float,
+    power: float,
+    out: np.ndarray,
 ) -> None:
     """κ for every edge (e, 2) from the distance matrix of :func:`all_pairs_within`."""
     max_deg = _max_degree(indptr)
@@ -335,9 +371,18 @@ def edge_curvatures_dense(
 
 @leaf
 def _local_block(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, edges: np.ndarray,
-    edge_start: np.ndarray, reach: np.ndarray, first: int, stop: int, alpha: float,
-    base: float, power: float, out: np.ndarray,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    edges: np.ndarray,
+    edge_start: np.ndarray,
+    reach: np.ndarray,
+    first: int,
+    stop: int,
+    alpha: float,
+    base: float,
+    power: float,
+    out: np.ndarray,
 ) -> None:
     """Edges owned by nodes first…stop−1, with block-local scratch reused across nodes."""
     n = indptr.shape[0] - 1
@@ -380,8 +425,15 @@ def _local_block(
 
 @parallel
 def edge_curvatures_local(
-    indptr: np.ndarray, nbrs: np.ndarray, wts: np.ndarray, edges: np.ndarray,
-    edge_start: np.ndarray, alpha: float, base: float, power: float, n_chunks: int,
+    indptr: np.ndarray,
+    nbrs: np.ndarray,
+    wts: np.ndarray,
+    edges: np.ndarray,
+    edge_start: np.ndarray,
+    alpha: float,
+    base: float,
+    power: float,
+    n_chunks: int,
     out: np.ndarray,
 ) -> None:
     """κ for every edge without an n×n matrix (for large graphs; slower: deg+1 searches per node).
@@ -395,6 +447,16 @@ def edge_curvatures_local(
     block = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         _local_block(
-            indptr, nbrs, wts, edges, edge_start, reach, c * block, min(n, (c + 1) * block),
-            alpha, base, power, out,
+            indptr,
+            nbrs,
+            wts,
+            edges,
+            edge_start,
+            reach,
+            c * block,
+            min(n, (c + 1) * block),
+            alpha,
+            base,
+            power,
+            out,
         )

@@ -121,7 +121,10 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> float:
 
 @leaf
 def _refine_row(
-    query: np.ndarray, data: np.ndarray, cand: np.ndarray, out_sq: np.ndarray,
+    query: np.ndarray,
+    data: np.ndarray,
+    cand: np.ndarray,
+    out_sq: np.ndarray,
     out_idx: np.ndarray,
 ) -> None:
     m = cand.shape[0]

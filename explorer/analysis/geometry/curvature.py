@@ -93,9 +93,7 @@ def graph_curvature(
         edge_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(edges_u[:, 0], minlength=n), out=edge_start[1:])
         n_chunks = max(1, min(n, 4 * numba.get_num_threads()))
-        kernels.edge_curvatures_local(
-            indptr, nbrs, wts, edges_u, edge_start, *args, n_chunks, out
-        )
+        kernels.edge_curvatures_local(indptr, nbrs, wts, edges_u, edge_start, *args, n_chunks, out)
     if np.isnan(out).any():
         raise RuntimeError("optimal transport did not converge on some edges; please report this")
     sums = np.bincount(edges_u.ravel(), weights=np.repeat(out, 2), minlength=n)

@@ -55,9 +55,7 @@ class PositionContext:
         unit_p = pos / np.maximum(np.linalg.norm(pos, axis=1, keepdims=True), 1e-300)
         unit_c = ctx / np.maximum(np.linalg.norm(ctx, axis=1, keepdims=True), 1e-300)
         cos = np.abs(unit_p @ unit_c.T)
-        smooth = (
-            float(np.mean(np.sum(unit_p[1:] * unit_p[:-1], axis=1))) if len(pos) > 1 else 1.0
-        )
+        smooth = float(np.mean(np.sum(unit_p[1:] * unit_p[:-1], axis=1))) if len(pos) > 1 else 1.0
         return {
             f"position_top{n_top}_share": top,
             "position_effective_rank": effective_rank_of(sig) if sig.sum() > 0 else float("nan"),

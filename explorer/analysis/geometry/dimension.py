@@ -37,8 +37,9 @@ def twonn(
     """TwoNN intrinsic dimension (Facco et al. 2017) of the points ``x`` (n, D).
 
     μᵢ = r₂/r₁ (second over first neighbour distance). ``estimator="fit"``: slope through the
-    origin of −log(1 − F(μ)) against log μ over the smallest ``1 − discard_fraction`` of μ, with
-    F = i/n (scikit-dimension's definition); ``"mle"``: d = (n − 1)/Σ log μᵢ on all points.
+    origin of −log(1 − F(μ₍ᵢ₎)) against log μ₍ᵢ₎, F(μ₍ᵢ₎) = i/n (i = 1…n), over the smallest
+    ``1 − discard_fraction`` of μ (scikit-dimension 0.5's definition); ``"mle"``:
+    d = (n − 1)/Σ log μᵢ on all points.
     """
     if not 0.0 <= discard_fraction < 1.0:
         raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
@@ -50,13 +51,13 @@ def twonn(
     n = len(mu)
     if estimator == "mle":
         return float((n - 1) / np.log(mu).sum())
-    keep = int(n * (1 - discard_fraction))
+    keep = min(int(n * (1 - discard_fraction)), n - 1)  # F = 1 at the last point: dropped
     if keep < 2:
         raise ValueError(
             f"discard_fraction={discard_fraction} leaves {keep} point(s); use more points"
         )
     log_mu = np.log(mu[:keep])
-    y = -np.log1p(-np.arange(keep) / n)
+    y = -np.log1p(-np.arange(1, keep + 1) / n)
     return float(log_mu @ y / (log_mu @ log_mu))
 
 

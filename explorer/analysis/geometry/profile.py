@@ -83,9 +83,11 @@ def geometry_profile(
     rows are dropped by the kNN estimators; their fraction is reported as ``duplicate_fraction``
     instead of a warning per layer. A measure that is undefined for a layer gives NaN.
     """
-    names = list(metrics) if metrics is not None else [
-        *DEFAULT_METRICS, *(("NC1", "NC2_equiangular") if labels is not None else ())
-    ]
+    names = (
+        list(metrics)
+        if metrics is not None
+        else [*DEFAULT_METRICS, *(("NC1", "NC2_equiangular") if labels is not None else ())]
+    )
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
@@ -98,7 +100,9 @@ def geometry_profile(
     for layer, acts in activations.items():
         x = as_points(acts)
         if y_all is not None and len(y_all) != len(x):
-            raise ValueError(f"labels has {len(y_all)} entries but layer {layer!r} has {len(x)} rows")
+            raise ValueError(
+                f"labels has {len(y_all)} entries but layer {layer!r} has {len(x)} rows"
+            )
         rows = np.arange(len(x))
         if len(x) > max_points:
             rows = np.sort(rng.choice(len(x), max_points, replace=False))

@@ -84,8 +84,8 @@ class PCA:
         self.components_ = _flip_signs(as_numpy(vt))
         self.singular_values_ = as_numpy(s)
         self.explained_variance_ = as_numpy(var)
-        self.explained_variance_ratio_ = as_numpy(var / total) if float(total) > 0 else (
-            np.zeros(k)
+        self.explained_variance_ratio_ = (
+            as_numpy(var / total) if float(total) > 0 else (np.zeros(k))
         )
         self.method_ = method
         return self

@@ -3,7 +3,7 @@
 σ are the singular values of X (centred when ``center=True``), λ = σ² the (unnormalised)
 covariance eigenvalues. Variants are named: effective rank on σ (Roy & Vetterli) or on σ²;
 RankMe (Garrido et al. 2023) is the σ effective rank of the uncentred matrix with ε = 1e-7.
-Spectra are computed in float64 from the smaller Gram matrix (torch on CUDA, LAPACK on CPU).
+Spectra are computed in float64 by SVD (torch on CUDA, LAPACK on CPU).
 """
 
 from __future__ import annotations
@@ -30,17 +30,13 @@ __all__ = [
 
 
 def _gram_eigenvalues(x: Any, device: DeviceLike) -> np.ndarray:
-    """Descending eigenvalues (≥ 0, float64) of XᵀX or XXᵀ, whichever is smaller."""
+    """Descending eigenvalues σ² (≥ 0, float64) of XᵀX, from an SVD (accurate small σ)."""
     dev = resolve_device(device, x)
     if dev.type == "cuda":
-        t = as_torch(x, device=dev, dtype=torch.float64)
-        g = t.T @ t if t.shape[1] <= t.shape[0] else t @ t.T
-        lam = as_numpy(torch.linalg.eigvalsh(g))
+        sig = as_numpy(torch.linalg.svdvals(as_torch(x, device=dev, dtype=torch.float64)))
     else:
-        a = as_numpy(x, dtype=np.float64)
-        g = a.T @ a if a.shape[1] <= a.shape[0] else a @ a.T
-        lam = np.linalg.eigvalsh(g)
-    return np.clip(lam[::-1], 0.0, None)
+        sig = np.linalg.svd(as_numpy(x, dtype=np.float64), compute_uv=False)
+    return sig**2
 
 
 def _prepare(x: Any, center: bool, name: str = "x") -> Any:

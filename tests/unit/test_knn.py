@@ -1,0 +1,111 @@
+"""Exact kNN: equals float64 brute force (ties by index), duplicate-safe, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+from explorer.analysis.geometry import knn, knn_graph
+from explorer.analysis.geometry.neighbors import _knn_torch
+
+
+def brute_force(x: np.ndarray, k: int, query: np.ndarray | None = None):
+    q = x if query is None else query
+    d = cdist(q, x, "sqeuclidean")
+    if query is None:
+        np.fill_diagonal(d, np.inf)
+    idx = np.array([np.lexsort((np.arange(len(x)), row))[:k] for row in d])
+    return np.sqrt(np.take_along_axis(d, idx, 1)), idx
+
+
+DATASETS = {
+    "gaussian": lambda rng: rng.normal(size=(400, 16)),
+    "integer grid (many ties)": lambda rng: rng.integers(0, 3, size=(200, 4)).astype(float),
+    "duplicates far from origin": lambda rng: np.vstack([rng.normal(size=(40, 3))] * 3) + 1e3,
+    "float32": lambda rng: rng.normal(size=(300, 40)).astype(np.float32),
+}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("name", DATASETS)
+def test_knn_equals_brute_force(name: str) -> None:
+    x = DATASETS[name](np.random.default_rng(0))
+    ref_d, ref_i = brute_force(x.astype(np.float64), 7)
+    for got in (knn(x, 7), _knn_torch(x, None, 7, torch.device("cpu"))):
+        np.testing.assert_array_equal(got.indices, ref_i)
+        np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.kernels
+def test_knn_with_separate_queries() -> None:
+    rng = np.random.default_rng(1)
+    x, q = rng.normal(size=(150, 5)), rng.normal(size=(30, 5))
+    q[0] = x[3]  # a query equal to a data point: distance 0, not excluded
+    ref_d, ref_i = brute_force(x, 4, q)
+    got = knn(x, 4, query=q)
+    np.testing.assert_array_equal(got.indices, ref_i)
+    np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12)
+    assert got.distances[0, 0] == 0.0 and got.indices[0, 0] == 3
+    np.testing.assert_array_equal(_knn_torch(x, q, 4, torch.device("cpu")).indices, ref_i)
+
+
+@pytest.mark.kernels
+def test_duplicates_are_neighbours_at_zero_but_never_self() -> None:
+    x = np.repeat(np.arange(10, dtype=float)[:, None], 3, axis=0)  # each value 3 times
+    nb = knn(x, 2)
+    assert np.all(nb.distances == 0.0)
+    assert np.all(nb.indices != np.arange(len(x))[:, None])
+
+
+@pytest.mark.kernels
+def test_k_equal_to_all_other_points() -> None:
+    x = np.random.default_rng(2).normal(size=(12, 3))
+    _, ref_i = brute_force(x, 11)
+    np.testing.assert_array_equal(knn(x, 11).indices, ref_i)
+
+
+@pytest.mark.kernels
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    d=st.integers(1, 4),
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([1e-6, 1.0, 1e6]),
+)
+def test_property_matches_brute_force(n: int, d: int, seed: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(n, d)) * scale  # coarse values: ties and duplicates
+    k = min(3, n - 1)
+    ref_d, ref_i = brute_force(x, k)
+    got = knn(x, k)
+    np.testing.assert_array_equal(got.indices, ref_i)
+    np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12)
+
+
+def test_knn_graph_is_symmetric_union() -> None:
+    x = np.random.default_rng(3).normal(size=(60, 4))
+    nb = knn(x, 5)
+    edges, w = knn_graph(nb)
+    assert np.all(edges[:, 0] < edges[:, 1])
+    pairs = {tuple(e) for e in edges}
+    expected = {(min(i, j), max(i, j)) for i in range(60) for j in nb.indices[i]}
+    assert pairs == expected
+    np.testing.assert_allclose(w, np.linalg.norm(x[edges[:, 0]] - x[edges[:, 1]], axis=1))
+
+
+def test_bad_inputs() -> None:
+    x = np.random.default_rng(4).normal(size=(5, 3))
+    with pytest.raises(ValueError, match="need at least 6 points"):
+        knn(x, 5)
+    with pytest.raises(ValueError, match="non-finite"):
+        knn(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), 1)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        knn(np.arange(5.0), 1)
+    with pytest.raises(ValueError, match="features but x has"):
+        knn(x, 1, query=np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="k must be an integer"):
+        knn(x, 0)

@@ -1,0 +1,102 @@
+"""Point clouds from models: per-sample or per-token activations of every layer, with metadata.
+
+The geometry lens looks at points, not pooled summaries: a transformer's hidden states give one
+point per token (metadata: sequence, position, token), an MLP's layers one point per input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from explorer.analysis.alignment.models import default_layers
+from explorer.analysis.geometry.profile import as_points
+from explorer.models.hooks import capture
+
+__all__ = ["model_points", "token_states"]
+
+
+def _short(name: str) -> str:
+    parts = name.split(".")
+    if name == "blocks.0.hook_resid_pre":
+        return "embed"
+    if len(parts) >= 3 and parts[1].isdigit():
+        return f"L{parts[1]}"
+    return name
+
+
+@torch.no_grad()
+def model_points(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    layers: Sequence[str] | None = None,
+    labels: Any = None,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Activations of ``layers`` (default: one observable per layer) on ``inputs`` as points.
+
+    Returns (layer → (n_points, d) float32, metadata with ``sample`` and, for sequence outputs
+    (B, T, d), ``position``; ``label`` repeats each sample's label over its tokens).
+    """
+    names = list(layers) if layers is not None else default_layers(model)
+    was = model.training
+    model.eval()
+    try:
+        cache = capture(model, torch.as_tensor(inputs), names, dtype=torch.float32)
+    finally:
+        model.train(was)
+    first = cache[names[0]]
+    n_samples = first.shape[0]
+    tokens = first.ndim == 3
+    seq_len = first.shape[1] if tokens else 1
+    labels_short = {_short(n) for n in names}
+    key = _short if len(labels_short) == len(names) else (lambda n: n)
+    points = {key(n): as_points(cache[n].numpy()).astype(np.float32) for n in names}
+    meta = pd.DataFrame({"sample": np.repeat(np.arange(n_samples), seq_len)})
+    if tokens:
+        meta["position"] = np.tile(np.arange(seq_len), n_samples)
+    if labels is not None:
+        y = np.asarray(labels)
+        if y.ndim == 1 and len(y) == n_samples:
+            meta["label"] = np.repeat(y, seq_len)
+        elif y.shape[:2] == (n_samples, seq_len):
+            meta["label"] = y.reshape(-1)
+        else:
+            raise ValueError(
+                f"labels of shape {y.shape} fit neither the {n_samples} samples nor their tokens"
+            )
+    return points, meta
+
+
+@torch.no_grad()
+def token_states(
+    lm: Any, texts: Sequence[str], *, batch_size: int = 32
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Per-token hidden states of a pretrained transformer (e.g. ``load_minilm()``).
+
+    Returns ({"embed", "L0", …} → (n_tokens, d) float32 over all texts' real tokens, metadata
+    with ``text`` (index), ``position`` and ``token`` display strings).
+    """
+    texts = list(texts)
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError("texts must be a non-empty list of non-empty strings")
+    chunks: dict[str, list[np.ndarray]] = {}
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        enc = lm.encode(batch)
+        out = lm(enc)
+        mask = enc["attention_mask"].bool().cpu().numpy()  # (B, T)
+        ids = enc["input_ids"].cpu().numpy()
+        for b in range(len(batch)):
+            toks = lm.tokenizer.convert_ids_to_tokens(ids[b][mask[b]].tolist())
+            rows += [{"text": start + b, "position": p, "token": t} for p, t in enumerate(toks)]
+        for i, h in enumerate(out.hidden_states):
+            name = "embed" if i == 0 else f"L{i - 1}"
+            chunks.setdefault(name, []).append(h.float().cpu().numpy()[mask])
+    return {k: np.concatenate(v) for k, v in chunks.items()}, pd.DataFrame(rows)

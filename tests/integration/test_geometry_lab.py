@@ -1,0 +1,111 @@
+"""GeometryLab without a browser: arrays, a live TrainingLab, model point clouds, exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from explorer.analysis.geometry import knn, twonn
+from explorer.analysis.geometry.sources import model_points
+from explorer.models import MLP, MLPConfig, Transformer, TransformerConfig
+from widgets.figures import geometry as figs
+from widgets.geometry import GeometryLab
+from widgets.training import TrainingLab
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def clouds(n: int = 600, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 3))
+    return {"a": z @ rng.normal(size=(3, 12)), "b": np.tanh(z @ rng.normal(size=(3, 20)))}
+
+
+def test_lab_on_arrays_pick_select_export(tmp_path) -> None:
+    layers = clouds()
+    meta = pd.DataFrame({"label": np.arange(600) % 3, "position": np.arange(600) % 17})
+    lab = GeometryLab(layers, metadata=meta, inputs=[f"<b>item {i}</b>" for i in range(600)])
+    assert lab.selection["color"] == "label" and lab.last_error is None
+    assert len(lab.scatter.data) == 3  # one trace per label
+    lab.pick(5)
+    ref = knn(layers["a"], 10).indices[5]
+    np.testing.assert_array_equal(lab.neighbors, ref)
+    assert "&lt;b&gt;item 5&lt;/b&gt;" in lab.info.value  # user text is escaped
+    assert any(tr.name == "neighbours" for tr in lab.scatter.data)
+    lab.select("b", dims=3, color="position")
+    assert lab.scatter.data[0].type == "scatter3d" and lab.last_error is None
+    coords = lab.coordinates()
+    assert list(coords.columns[:4]) == ["point", "x", "y", "z"] and len(coords) == 600
+    df = lab.metrics()
+    got = df.query("layer == 'a' and metric == 'twonn'").value.item()
+    assert got == pytest.approx(twonn(layers["a"]))
+    assert lab.export_coordinates(tmp_path / "c.csv").stat().st_size > 0
+    assert lab.export(tmp_path / "s.html").read_text().count("scatter3d") >= 1
+
+
+def test_large_clouds_are_subsampled_visibly() -> None:
+    rng = np.random.default_rng(1)
+    lab = GeometryLab({"x": rng.normal(size=(3000, 4))}, max_points=500)
+    shown = sum(len(tr.x) for tr in lab.scatter.data)
+    assert shown == 500 and "showing 500 of 3,000" in lab.scatter.layout.title.text
+    lab.pick(2999)  # the picked point is always drawn, even outside the subsample
+    assert any(tr.name == "picked" for tr in lab.scatter.data)
+
+
+def test_model_points_tokens_and_samples() -> None:
+    tf = Transformer(TransformerConfig(vocab_size=7, n_ctx=5, d_model=16, n_layers=2, n_heads=2))
+    pts, meta = model_points(tf, torch.randint(0, 7, (6, 5)), labels=np.arange(6))
+    assert list(pts) == ["embed", "L0", "L1"] and pts["L1"].shape == (30, 16)
+    assert list(meta.columns) == ["sample", "position", "label"] and meta.position.max() == 4
+    mlp = MLP(MLPConfig(in_dim=2, out_dim=3, depth=2, width=8))
+    pts, meta = model_points(mlp, torch.randn(9, 2))
+    assert all(v.shape[0] == 9 for v in pts.values()) and list(meta.columns) == ["sample"]
+
+
+def test_lab_follows_a_training_run() -> None:
+    tl = TrainingLab("spirals", record_every=10, model={"depth": 3, "width": 16})
+    tl.step(20)
+    lab = GeometryLab.attach(tl, n_inputs=200, min_interval_s=0.0)
+    assert "step" in lab._color.options and lab.last_error is None
+    tl.step(20)
+    tl.scrub(tl.recorder.steps[-1])
+    hist = lab.metrics()
+    assert {"layer", "step", "metric", "value"} <= set(hist.columns)
+    assert hist.step.nunique() >= 2
+    lab.select(color="step")
+    shown = sum(len(tr.x) for tr in lab.scatter.data)
+    assert shown == len(lab._meta) * len(lab._by_step) and lab.last_error is None
+    lab.pick(3)
+    assert "input [" in lab.info.value
+    lab.close()
+    tl.close()
+
+
+def test_figures_reject_bad_coordinates() -> None:
+    with pytest.raises(ValueError, match=r"shape \(m, 2\) or \(m, 3\)"):
+        figs.scatter_figure(np.zeros((4, 5)))
+    np.testing.assert_array_equal(figs.display_subsample(5, 10), np.arange(5))
+    sub = figs.display_subsample(1000, 50, keep=[999])
+    assert 999 in sub and len(sub) <= 51
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="give layers="):
+        GeometryLab()
+    with pytest.raises(ValueError, match="same n"):
+        GeometryLab({"a": np.zeros((5, 2)), "b": np.zeros((6, 2))})
+    with pytest.raises(ValueError, match="metadata has 2 rows"):
+        GeometryLab(clouds(), metadata={"label": [0, 1]})
+    lab = GeometryLab(clouds(100))
+    with pytest.raises(ValueError, match="unknown layer"):
+        lab.select("zzz")
+    with pytest.raises(ValueError, match="index must be in"):
+        lab.pick(100)

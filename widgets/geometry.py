@@ -1,0 +1,521 @@
+"""The geometry lab: look at any layer's point cloud (PCA / UMAP / t-SNE, 2-D or 3-D, WebGL),
+colour it by label, position, step or any metadata column, pick a point to see its input and
+exact nearest neighbours, and follow intrinsic dimension, rank and collapse across layers and
+over training. Numbers come from :mod:`explorer.analysis.geometry`; pictures from
+:mod:`widgets.figures.geometry`.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from explorer.analysis.alignment.models import model_at
+from explorer.analysis.geometry import (
+    align_snapshots,
+    geometry_profile,
+    knn,
+    project,
+)
+from explorer.analysis.geometry.sources import model_points, token_states
+from widgets.export import export, export_table
+from widgets.figures import geometry as figs
+
+__all__ = ["GeometryLab"]
+
+PROJECTIONS = {"PCA": "pca", "UMAP": "umap", "t-SNE": "tsne"}
+STEP = "step"
+NONE = "(none)"
+
+
+def _points(layers: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    if not isinstance(layers, Mapping) or not layers:
+        raise TypeError("layers must be a non-empty mapping layer name → (n, d) array")
+    out = {str(k): np.asarray(v, dtype=np.float32) for k, v in layers.items()}
+    sizes = {k: v.shape for k, v in out.items()}
+    if any(v.ndim != 2 for v in out.values()) or len({s[0] for s in sizes.values()}) != 1:
+        raise ValueError(
+            f"every layer must be (n, d) with the same n (one row per point), got {sizes}; "
+            "use explorer.analysis.geometry.as_points for (B, T, d) hidden states"
+        )
+    return out
+
+
+def _svg_image(img: np.ndarray, px: int = 6) -> str:
+    """A small grey-scale SVG of a 2-D array (inline, offline)."""
+    a = np.asarray(img, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    g = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
+    h, w = a.shape
+    cells = "".join(
+        f"<rect x='{j * px}' y='{i * px}' width='{px}' height='{px}' "
+        f"fill='rgb({int(255 * v)},{int(255 * v)},{int(255 * v)})'/>"
+        for i, row in enumerate(g)
+        for j, v in enumerate(row)
+    )
+    return f"<svg width='{w * px}' height='{h * px}'>{cells}</svg>"
+
+
+class GeometryLab(W.VBox):
+    """Point clouds of a model's layers, their neighbours and their geometry.
+
+    ``layers``: layer name → (n, d) points (same n rows in every layer). ``metadata``: a
+    DataFrame (or dict of columns) with n rows used for colouring and hover (e.g. label,
+    position, token). ``inputs``: what each point came from — strings, or an array with one
+    row per point or per ``metadata["sample"]`` (vectors are printed, 2-D arrays drawn).
+    ``training``: a TrainingLab to follow (or :meth:`attach`); its task's first ``n_inputs``
+    test inputs are the points, recomputed for each shown snapshot, and metric curves over
+    training appear. ``max_points``: points drawn (WebGL); beyond, a seeded subsample is drawn
+    and the title says so — neighbours and metrics always use all points.
+
+    Plain-Python control: :meth:`select`, :meth:`pick`, :meth:`coordinates`, :meth:`metrics`,
+    :meth:`to_figure`, :meth:`export`, :meth:`export_coordinates`, :meth:`export_metrics`.
+    """
+
+    def __init__(
+        self,
+        layers: Mapping[str, Any] | None = None,
+        *,
+        metadata: pd.DataFrame | Mapping[str, Any] | None = None,
+        inputs: Any = None,
+        training: Any = None,
+        n_inputs: int = 512,
+        metrics: Sequence[str] = ("twonn", "mle", "effective_rank", "participation_ratio"),
+        projection: str = "PCA",
+        dims: int = 2,
+        color: str | None = None,
+        k: int = 10,
+        max_points: int = 100_000,
+        keep_steps: int = 6,
+        out_dir: str | Path = "exports",
+        min_interval_s: float = 1.0,
+    ) -> None:
+        if layers is None and training is None:
+            raise ValueError("give layers={name: (n, d) array} or training=<TrainingLab>")
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {list(PROJECTIONS)}, got {projection!r}")
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+        super().__init__()
+        self.add_class("xp-geometry-lab")
+        self.out_dir = Path(out_dir)
+        self.max_points = int(max_points)
+        self._metric_names = list(metrics)
+        self._lock = threading.RLock()
+        self._training = training
+        self._n_inputs = n_inputs
+        self._keep_steps = keep_steps
+        self._min_interval = min_interval_s
+        self._last_live = 0.0
+        self._coords: dict[tuple[str, str, int, bool], np.ndarray] = {}
+        self._previous: dict[tuple[str, str, int, bool], np.ndarray] = {}
+        self._by_step: dict[int, dict[str, np.ndarray]] = {}
+        self._history: list[pd.DataFrame] = []
+        self._profile: pd.DataFrame | None = None
+        self._shown_rows = np.zeros(0, dtype=np.int64)
+        self.picked: int | None = None
+        self.neighbors: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.neighbor_distances: np.ndarray = np.zeros(0)
+        self.last_error: str | None = None
+        self._quiet = False
+        self._step_now: int | None = None
+        if training is not None:
+            self._connect_task(training)
+        else:
+            self._layers = _points(layers or {})
+            self._meta = self._as_meta(metadata)
+            self._inputs = inputs
+        self._build(projection, dims, color, k)
+        if training is not None:
+            self._unsubscribe = training.subscribe(self._on_snapshot)
+        self._redraw(recompute_metrics=True)
+
+    # ================================================================== constructors
+    @classmethod
+    def attach(cls, training_lab: Any, **kwargs: Any) -> GeometryLab:
+        """A geometry lab following ``training_lab`` (points = its task's test inputs)."""
+        return cls(training=training_lab, **kwargs)
+
+    @classmethod
+    def from_text(cls, lm: Any, texts: Sequence[str], **kwargs: Any) -> GeometryLab:
+        """Per-token hidden states of a pretrained transformer (e.g. ``load_minilm()``) on
+        ``texts``; colour by position, token or text; a picked token shows its sentence."""
+        layers, meta = token_states(lm, texts)
+        texts = list(texts)
+        inputs = [
+            f"{texts[t][:120]}  →  token «{tok}» at position {p}"
+            for t, p, tok in zip(meta["text"], meta["position"], meta["token"])
+        ]
+        kwargs.setdefault("color", "position")
+        return cls(layers, metadata=meta, inputs=inputs, **kwargs)
+
+    # ================================================================== public API
+    @property
+    def layers(self) -> list[str]:
+        return list(self._layers)
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        """The current view: layer, projection, dims, color, k."""
+        return {
+            "layer": self._layer.value,
+            "projection": self._projection.value,
+            "dims": int(self._dims.value[0]),
+            "color": self._color.value,
+            "k": self._k.value,
+        }
+
+    def select(
+        self,
+        layer: str | None = None,
+        *,
+        projection: str | None = None,
+        dims: int | None = None,
+        color: str | None = None,
+        k: int | None = None,
+    ) -> None:
+        """Change the view (None keeps the current value) and redraw once."""
+        if layer is not None and layer not in self._layer.options:
+            raise ValueError(f"unknown layer {layer!r}; available: {list(self._layer.options)}")
+        if projection is not None and projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {list(PROJECTIONS)}")
+        if color is not None and color not in self._color.options:
+            raise ValueError(f"unknown colour {color!r}; available: {list(self._color.options)}")
+        self._quiet = True
+        try:
+            if layer is not None:
+                self._layer.value = layer
+            if projection is not None:
+                self._projection.value = projection
+            if dims is not None:
+                self._dims.value = f"{dims}D"
+            if color is not None:
+                self._color.value = color
+            if k is not None:
+                self._k.value = k
+        finally:
+            self._quiet = False
+        self._redraw()
+
+    def pick(self, index: int) -> None:
+        """Select point ``index`` (a row of the layer): show its input and k exact neighbours."""
+        x = self._layers[self._layer.value]
+        if not 0 <= int(index) < len(x):
+            raise ValueError(f"index must be in [0, {len(x)}), got {index}")
+        self.picked = int(index)
+        self._guard(self._show_pick)
+
+    def coordinates(self) -> pd.DataFrame:
+        """Projected coordinates of every point of the current view, with its metadata."""
+        coords = self._current_coords()
+        meta = self._view_meta()
+        cols = ["x", "y", "z"][: coords.shape[1]]
+        out = pd.DataFrame(coords, columns=cols)
+        out.insert(0, "point", np.arange(len(coords)))
+        return pd.concat([out, meta.reset_index(drop=True)], axis=1)
+
+    def metrics(self) -> pd.DataFrame:
+        """Tidy geometry metrics: per layer now, plus the history over training if attached."""
+        if self._history:
+            return pd.concat(self._history, ignore_index=True)
+        return self._profile if self._profile is not None else pd.DataFrame()
+
+    def to_figure(self, view: str = "scatter") -> go.Figure:
+        """``"scatter"``, ``"layers"`` (metrics across layers) or ``"training"`` as a Figure."""
+        if view == "scatter":
+            return go.Figure(self.scatter)
+        if view == "layers":
+            return go.Figure(self.layer_curves)
+        if view == "training":
+            return go.Figure(self.training_curves)
+        raise ValueError(f"view must be 'scatter', 'layers' or 'training', got {view!r}")
+
+    def export(self, path: str | Path, view: str = "scatter") -> Path:
+        """Write a view to .png/.svg/.pdf/.html."""
+        return export(self.to_figure(view), path)
+
+    def export_coordinates(self, path: str | Path) -> Path:
+        """Write :meth:`coordinates` to .csv/.parquet/.json."""
+        return export_table(self.coordinates(), path)
+
+    def export_metrics(self, path: str | Path) -> Path:
+        """Write :meth:`metrics` to .csv/.parquet/.json."""
+        return export_table(self.metrics(), path)
+
+    # ================================================================== data
+    def _as_meta(self, metadata: Any) -> pd.DataFrame:
+        n = len(next(iter(self._layers.values())))
+        meta = pd.DataFrame() if metadata is None else pd.DataFrame(metadata)
+        if len(meta) and len(meta) != n:
+            raise ValueError(f"metadata has {len(meta)} rows but the layers have {n} points")
+        return meta.reset_index(drop=True) if len(meta) else pd.DataFrame(index=range(n))
+
+    def _connect_task(self, lab: Any) -> None:
+        task = lab.task
+        self._inputs = np.asarray(task.x_test[: self._n_inputs])
+        y = np.asarray(task.y_test[: self._n_inputs])
+        self._labels = y if task.kind == "classification" else None
+        snap = lab.shown or lab.recorder.latest
+        self._layers, self._meta = self._points_at(snap)
+        self._step_now = snap.step
+        self._by_step[snap.step] = self._layers
+
+    def _points_at(self, snap: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+        model = model_at(self._training.trainer.model, snap.params)
+        return model_points(model, self._inputs, labels=self._labels)
+
+    def _on_snapshot(self, snap: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_live < self._min_interval and self._training.running:
+            return
+        self._last_live = now
+
+        def update() -> None:
+            layers, meta = self._points_at(snap)
+            with self._lock:
+                self._layers, self._meta, self._step_now = layers, meta, snap.step
+                self._by_step[snap.step] = layers
+                for old in sorted(self._by_step)[1 : -self._keep_steps]:
+                    del self._by_step[old]  # keep the first and the latest steps
+                self._coords.clear()
+            self._redraw(recompute_metrics=True)
+
+        self._guard(update)
+
+    def _view_points(self) -> tuple[np.ndarray, pd.DataFrame]:
+        """Points of the current view: one layer, or the kept steps stacked when colour=step."""
+        layer = self._layer.value
+        if self._color.value == STEP and self._by_step:
+            steps = sorted(self._by_step)
+            pts = np.concatenate([self._by_step[s][layer] for s in steps])
+            meta = pd.concat([self._meta.assign(step=s) for s in steps], ignore_index=True)
+            return pts, meta
+        return self._layers[layer], self._meta
+
+    def _view_meta(self) -> pd.DataFrame:
+        return self._view_points()[1]
+
+    def _current_coords(self) -> np.ndarray:
+        sel = self.selection
+        stacked = sel["color"] == STEP
+        key = (sel["layer"], sel["projection"], sel["dims"], stacked)
+        with self._lock:
+            if key not in self._coords:
+                pts, _ = self._view_points()
+                coords = project(pts, PROJECTIONS[sel["projection"]], sel["dims"])
+                prev = self._previous.get(key)
+                if prev is not None and prev.shape == coords.shape:
+                    coords = align_snapshots([prev, coords])[1]  # no spin between snapshots
+                self._coords[key] = self._previous[key] = coords
+            return self._coords[key]
+
+    # ================================================================== UI
+    def _build(self, projection: str, dims: int, color: str | None, k: int) -> None:
+        self._layer = W.Dropdown(options=self.layers, description="Layer")
+        self._projection = W.Dropdown(
+            options=list(PROJECTIONS), value=projection, description="Projection"
+        )
+        self._dims = W.ToggleButtons(options=["2D", "3D"], value=f"{dims}D")
+        self._color = W.Dropdown(options=self._color_options(), description="Colour")
+        if color is not None:
+            if color not in self._color.options:
+                raise ValueError(
+                    f"unknown colour {color!r}; available: {list(self._color.options)}"
+                )
+            self._color.value = color
+        elif "label" in self._color.options:
+            self._color.value = "label"
+        self._k = W.IntSlider(value=k, min=1, max=50, description="Neighbours")
+        for w, cls in (
+            (self._layer, "layer"), (self._projection, "projection"), (self._dims, "dims"),
+            (self._color, "color"), (self._k, "k"),
+        ):  # fmt: skip
+            w.add_class(f"xp-geometry-{cls}")
+            w.observe(lambda _: self._quiet or self._redraw(), names="value")
+        self.scatter = go.FigureWidget(figs.scatter_figure(np.zeros((1, 2))))
+        self.scatter._config = {"displaylogo": False}
+        self.info = W.HTML("<i>click a point to see its input and nearest neighbours</i>")
+        self.info.add_class("xp-geometry-info")
+        self.layer_curves = go.FigureWidget()
+        self.training_curves = go.FigureWidget()
+        self._curve_metric = W.Dropdown(
+            options=self._metric_names, value=self._metric_names[0], description="Metric"
+        )
+        self._curve_metric.observe(lambda _: self._draw_training(), names="value")
+        training_box = W.VBox([self._curve_metric, self.training_curves])
+        training_box.layout.display = "" if self._training is not None else "none"
+        buttons = []
+        for label, fn in (
+            ("Export PNG", lambda: self.export(self._out("scatter", "png"))),
+            ("Export HTML", lambda: self.export(self._out("scatter", "html"))),
+            ("Export CSV", lambda: self.export_coordinates(self._out("coordinates", "csv"))),
+            ("Export metrics", lambda: self.export_metrics(self._out("metrics", "csv"))),
+        ):
+            b = W.Button(description=label)
+            b.on_click(lambda _, fn=fn: self._guard(lambda: self._set_status(f"wrote {fn()}")))
+            buttons.append(b)
+        self._status = W.HTML(layout=W.Layout(min_height="1.5em"))
+        self._status.add_class("xp-geometry-status")
+        self.children = [
+            W.HBox([self._layer, self._projection, self._dims]),
+            W.HBox([self._color, self._k]),
+            W.HBox([self.scatter, W.VBox([self.info], layout=W.Layout(width="360px"))]),
+            W.HBox([self.layer_curves, training_box]),
+            W.HBox(buttons),
+            self._status,
+        ]
+
+    def _color_options(self) -> list[str]:
+        opts = [NONE, *[str(c) for c in self._meta.columns]]
+        if self._training is not None:
+            opts.append(STEP)
+        return opts
+
+    def _out(self, what: str, fmt: str) -> Path:
+        sel = self.selection
+        return self.out_dir / f"geometry_{what}_{sel['layer']}_{sel['projection']}.{fmt}"
+
+    def _redraw(self, recompute_metrics: bool = False) -> None:
+        def draw() -> None:
+            if recompute_metrics or self._profile is None:
+                self._profile = geometry_profile(
+                    self._layers, metrics=self._metric_names, max_points=2000,
+                    step=self._step_now,
+                )  # fmt: skip
+                if self._training is not None:
+                    self._history = [
+                        h for h in self._history if int(h["step"].iloc[0]) != self._step_now
+                    ] + [self._profile]
+                self._draw_curves()
+            self._draw_scatter()
+
+        self._guard(draw)
+
+    def _draw_scatter(self) -> None:
+        sel = self.selection
+        coords = self._current_coords()
+        _, meta = self._view_points()
+        n = len(coords)
+        keep = [] if self.picked is None else [self.picked, *self.neighbors.tolist()]
+        rows = figs.display_subsample(n, self.max_points, keep=[r for r in keep if r < n])
+        self._shown_rows = rows
+        color = None if sel["color"] == NONE else meta[sel["color"]].to_numpy()[rows]
+        hover = None
+        if n <= 20_000:
+            hover = [self._hover(i, meta) for i in rows]
+        shown = f"{n:,} points" if len(rows) == n else (
+            f"showing {len(rows):,} of {n:,} points (random subsample; metrics use all)"
+        )  # fmt: skip
+        step = "" if self._step_now is None else f" · step {self._step_now}"
+        axes = ("PC1", "PC2", "PC3") if sel["projection"] == "PCA" else (
+            f"{sel['projection']} 1", f"{sel['projection']} 2", f"{sel['projection']} 3"
+        )  # fmt: skip
+        fig = figs.scatter_figure(
+            coords[rows], color=color, color_name=sel["color"], rows=rows, hover=hover,
+            picked=self.picked if sel["color"] != STEP else None,
+            neighbors=self.neighbors if sel["color"] != STEP else (),
+            title=f"{sel['layer']} · {sel['projection']}{step} · {shown}", axis_names=axes,
+        )  # fmt: skip
+        with self.scatter.batch_update():
+            self.scatter.data = []
+            self.scatter.add_traces(list(fig.data))
+            self.scatter.layout = fig.layout
+        for trace in self.scatter.data:
+            trace.on_click(self._on_click)
+        self._set_status(f"{sel['layer']}: {shown}")
+
+    def _hover(self, i: int, meta: pd.DataFrame) -> str:
+        parts = [f"point {i}"]
+        if len(meta.columns):
+            row = meta.iloc[i]
+            parts += [f"{c}={html.escape(str(row[c]))}" for c in meta.columns[:4]]
+        return "<br>".join(parts)
+
+    def _draw_curves(self) -> None:
+        if self._profile is None:
+            return
+        fig = figs.layer_metric_figure(self._profile, self._metric_names)
+        with self.layer_curves.batch_update():
+            self.layer_curves.data = []
+            self.layer_curves.add_traces(list(fig.data))
+            self.layer_curves.layout = fig.layout
+        self._draw_training()
+
+    def _draw_training(self) -> None:
+        if not self._history:
+            return
+        fig = figs.training_metric_figure(self.metrics(), self._curve_metric.value)
+        with self.training_curves.batch_update():
+            self.training_curves.data = []
+            self.training_curves.add_traces(list(fig.data))
+            self.training_curves.layout = fig.layout
+
+    def _on_click(self, trace: Any, points: Any, _selector: Any) -> None:
+        if not points.point_inds:
+            return
+        row = int(trace.customdata[points.point_inds[0]])
+        if self._color.value == STEP:
+            row %= len(self._meta)  # stacked steps: the same input at the shown step
+        self.pick(row)
+
+    def _show_pick(self) -> None:
+        i = self.picked
+        assert i is not None
+        x = self._layers[self._layer.value]
+        k = min(self._k.value, len(x) - 1)
+        # queries are not excluded from their own neighbours: ask one more, drop the point itself
+        nb = knn(x, k + 1, query=x[i : i + 1], device="cpu")
+        keep = nb.indices[0] != i
+        self.neighbors = nb.indices[0][keep][:k]
+        self.neighbor_distances = nb.distances[0][keep][:k]
+        lines = [f"<b>point {i}</b> — {self._describe(i)}", "<b>nearest neighbours</b> "
+                 f"(exact, in the {html.escape(self._layer.value)} space):<ol>"]  # fmt: skip
+        for j, d in zip(self.neighbors, self.neighbor_distances):
+            lines.append(f"<li>{self._describe(int(j))} <small>d = {d:.4g}</small></li>")
+        self.info.value = "".join(lines) + "</ol>"
+        self._draw_scatter()
+
+    def _describe(self, i: int) -> str:
+        meta = self._meta
+        bits = [f"{html.escape(str(c))}={html.escape(str(meta.iloc[i][c]))}" for c in meta.columns]
+        desc = " ".join(bits[:4])
+        inputs = self._inputs
+        if inputs is None:
+            return desc or f"#{i}"
+        row = int(meta["sample"].iloc[i]) if "sample" in meta.columns else i
+        if isinstance(inputs, (list, tuple)):
+            return f"{html.escape(str(inputs[row]))} <small>{desc}</small>"
+        value = np.asarray(inputs[row])
+        if value.ndim == 3 and value.shape[0] in (1, 3):
+            value = value.mean(axis=0)
+        if value.ndim == 2 and value.size <= 64 * 64:
+            return f"{_svg_image(value)} <small>{desc}</small>"
+        shown = np.array2string(value.ravel()[:16], precision=3, separator=", ")
+        return f"input {html.escape(shown)} <small>{desc}</small>"
+
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+            self.last_error = None
+        except Exception as err:
+            self.last_error = f"{type(err).__name__}: {err}"
+            self._set_status(f"⚠ {self.last_error}", error=True)
+
+    def _set_status(self, text: str, *, error: bool = False) -> None:
+        color = "#b00020" if error else "#333"
+        self._status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+    def close(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+        super().close()

@@ -74,8 +74,10 @@ class GeometryLab(W.VBox):
     row per point or per ``metadata["sample"]`` (vectors are printed, 2-D arrays drawn).
     ``training``: a TrainingLab to follow (or :meth:`attach`); its task's first ``n_inputs``
     test inputs are the points, recomputed for each shown snapshot, and metric curves over
-    training appear. ``max_points``: points drawn (WebGL); beyond, a seeded subsample is drawn
-    and the title says so — neighbours and metrics always use all points.
+    training appear. ``metrics``: names from :data:`explorer.analysis.geometry.METRICS`; those
+    needing labels (NC1, rate_reduction, …) use ``metadata["label"]``. ``max_points``: points
+    drawn (WebGL); beyond, a seeded subsample is drawn and the title says so — neighbours use
+    all points, metrics a seeded subsample of 2000.
 
     Plain-Python control: :meth:`select`, :meth:`pick`, :meth:`coordinates`, :meth:`metrics`,
     :meth:`to_figure`, :meth:`export`, :meth:`export_coordinates`, :meth:`export_metrics`.
@@ -387,9 +389,10 @@ class GeometryLab(W.VBox):
     def _redraw(self, recompute_metrics: bool = False) -> None:
         def draw() -> None:
             if recompute_metrics or self._profile is None:
+                labels = self._meta["label"].to_numpy() if "label" in self._meta else None
                 self._profile = geometry_profile(
                     self._layers, metrics=self._metric_names, max_points=2000,
-                    step=self._step_now,
+                    step=self._step_now, labels=labels,
                 )  # fmt: skip
                 if self._training is not None:
                     self._history = [

@@ -23,8 +23,9 @@ __all__ = ["model_points", "token_states"]
 
 def _short(name: str) -> str:
     parts = name.split(".")
-    if name == "blocks.0.hook_resid_pre":
-        return "embed"
+    special = {"blocks.0.hook_resid_pre": "embed", "hook_encoded": "input"}
+    if name in special:
+        return special[name]
     if len(parts) >= 3 and parts[1].isdigit():
         return f"L{parts[1]}"
     return name

@@ -29,17 +29,21 @@ def gram_block_sums(blocks: np.ndarray, inner: np.ndarray, rowsums: np.ndarray) 
     m, t, n = blocks.shape
     partial = np.zeros((t, m, m), dtype=np.float64)
     for i in prange(t):
+        rows = np.empty((m, n), dtype=np.float64)  # this row of every Gram, widened once
         for a in range(m):
-            ra = blocks[a, i]
             s_row = 0.0
             for j in range(n):
-                s_row += np.float64(ra[j])
+                v = np.float64(blocks[a, i, j])
+                rows[a, j] = v
+                s_row += v
             rowsums[a, i] = s_row
+        for a in range(m):
+            ra = rows[a]
             for b in range(a + 1):
-                rb = blocks[b, i]
+                rb = rows[b]
                 s = 0.0
                 for j in range(n):
-                    s += np.float64(ra[j]) * np.float64(rb[j])
+                    s += ra[j] * rb[j]
                 partial[i, a, b] = s
     for a in range(m):
         for b in range(a + 1):

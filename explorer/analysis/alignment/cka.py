@@ -62,12 +62,16 @@ def _min_rows(debiased: bool) -> int:
 def _gram_blocks(zs: Sequence[Any], rows: int) -> Iterator[tuple[int, ArrayLike]]:
     """Yield (start, (m, t, n) rows start…start+t of every linear Gram Z_a Z_aᵀ)."""
     n = zs[0].shape[0]
+    if isinstance(zs[0], torch.Tensor):
+        for start in range(0, n, rows):
+            yield start, torch.stack([z[start : start + rows] @ z.T for z in zs])
+        return
+    buf = np.empty((len(zs), min(rows, n), n), dtype=zs[0].dtype)  # reused: no per-block copies
     for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        if isinstance(zs[0], torch.Tensor):
-            yield start, torch.stack([z[start:stop] @ z.T for z in zs])
-        else:
-            yield start, np.stack([z[start:stop] @ z.T for z in zs])
+        t = min(n, start + rows) - start
+        for a, z in enumerate(zs):
+            np.matmul(z[start : start + t], z.T, out=buf[a, :t])
+        yield start, buf[:, :t]
 
 
 def gram_stats(blocks: Iterator[tuple[int, ArrayLike]], m: int, n: int) -> GramStats:
@@ -86,7 +90,7 @@ def gram_stats(blocks: Iterator[tuple[int, ArrayLike]], m: int, n: int) -> GramS
             diag[:, start : start + t] = b64[:, idx, start + idx].cpu().numpy()
         else:
             rs = np.empty((m, t))
-            kernels.gram_block_sums(np.ascontiguousarray(block), inner, rs)
+            kernels.gram_block_sums(block, inner, rs)
             rowsum[:, start : start + t] = rs
             diag[:, start : start + t] = block[:, idx, start + idx]
     return GramStats(

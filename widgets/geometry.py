@@ -480,7 +480,7 @@ class GeometryLab(W.VBox):
         keep = nb.indices[0] != i
         self.neighbors = nb.indices[0][keep][:k]
         self.neighbor_distances = nb.distances[0][keep][:k]
-        lines = [f"<b>point {i}</b> — {self._describe(i)}", "<b>nearest neighbours</b> "
+        lines = [f"<b>point {i}</b> — {self._describe(i)}", "<br><b>nearest neighbours</b> "
                  f"(exact, in the {html.escape(self._layer.value)} space):<ol>"]  # fmt: skip
         for j, d in zip(self.neighbors, self.neighbor_distances):
             lines.append(f"<li>{self._describe(int(j))} <small>d = {d:.4g}</small></li>")

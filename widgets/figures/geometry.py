@@ -155,7 +155,7 @@ def layer_metric_figure(df: pd.DataFrame, metrics: Sequence[str] | None = None) 
         )  # fmt: skip
     fig.update_layout(
         title="geometry across layers", xaxis_title="layer", yaxis_title="value",
-        height=320, width=620,
+        height=320, width=520,
     )  # fmt: skip
     return apply_theme(fig)
 
@@ -174,6 +174,6 @@ def training_metric_figure(df: pd.DataFrame, metric: str) -> go.Figure:
         )  # fmt: skip
     fig.update_layout(
         title=f"{metric} over training", xaxis_title="step", yaxis_title=metric,
-        height=320, width=620,
+        height=320, width=520,
     )  # fmt: skip
     return apply_theme(fig)

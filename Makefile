@@ -49,6 +49,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS),bench]"
+	$(BIN)/python -m pip install -q --no-deps "GraphRicciCurvature>=0.5"
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -10,7 +10,6 @@ Numbers come from :mod:`explorer.analysis.alignment`; pictures from
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ import plotly.graph_objects as go
 from explorer.analysis.alignment import METRICS, aligned_projection, similarity_matrix
 from explorer.analysis.alignment.models import model_at, model_representations, seed_models
 from explorer.analysis.frames import tidy
+from widgets._status import StatusLine
 from widgets.canvas import HeatmapGrid
 from widgets.export import export, export_table
 from widgets.figures import alignment as figs
@@ -41,7 +41,7 @@ def _as_reps(reps: Mapping[str, Any], name: str) -> Reps:
     return {str(k): np.asarray(v) for k, v in reps.items()}
 
 
-class AlignmentLab(W.VBox):
+class AlignmentLab(StatusLine, W.VBox):
     """Compare representations layer × layer with a choice of metric.
 
     ``models``: model name → (layer name → (n, d) array over the same n inputs), e.g. seeds,
@@ -368,21 +368,3 @@ class AlignmentLab(W.VBox):
             self.selected_pair = (la, lb, float(value))
 
         self._guard(show)
-
-    def _guard(self, fn: Any) -> None:
-        try:
-            fn()
-            self.last_error = None
-        except Exception as err:
-            self.last_error = f"{type(err).__name__}: {err}"
-            self._set_status(f"⚠ {self.last_error}", error=True)
-
-    def _set_status(self, text: str, *, error: bool = False) -> None:
-        color = "#b00020" if error else "#333"
-        self._status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
-
-    def close(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe()
-        super().close()

@@ -27,6 +27,7 @@ from explorer.analysis.geometry import (
     project,
 )
 from explorer.analysis.geometry.sources import model_points, token_states
+from widgets._status import StatusLine
 from widgets.export import export, export_table
 from widgets.figures import geometry as figs
 
@@ -65,7 +66,7 @@ def _svg_image(img: np.ndarray, px: int = 6) -> str:
     return f"<svg width='{w * px}' height='{h * px}'>{cells}</svg>"
 
 
-class GeometryLab(W.VBox):
+class GeometryLab(StatusLine, W.VBox):
     """Point clouds of a model's layers, their neighbours and their geometry.
 
     ``layers``: layer name → (n, d) points (same n rows in every layer). ``metadata``: a
@@ -504,21 +505,3 @@ class GeometryLab(W.VBox):
             return f"{_svg_image(value)} <small>{desc}</small>"
         shown = np.array2string(value.ravel()[:16], precision=3, separator=", ")
         return f"input {html.escape(shown)} <small>{desc}</small>"
-
-    def _guard(self, fn: Any) -> None:
-        try:
-            fn()
-            self.last_error = None
-        except Exception as err:
-            self.last_error = f"{type(err).__name__}: {err}"
-            self._set_status(f"⚠ {self.last_error}", error=True)
-
-    def _set_status(self, text: str, *, error: bool = False) -> None:
-        color = "#b00020" if error else "#333"
-        self._status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
-
-    def close(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe()
-        super().close()

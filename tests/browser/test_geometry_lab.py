@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from labsession import LabSession
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # page coordinates of the first point of the first trace of a lab's scatter
 _POINT_XY = """(gd) => {
@@ -106,12 +107,19 @@ def test_geometry_lab_follows_training(lab: LabSession) -> None:
         ".querySelectorAll('.legendtext').length >= 2",
         timeout=20_000,
     )
-    _click_first_point(lab, live)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.xp-geometry-lab .xp-geometry-info')][1]"
-        ".textContent.includes('input [')",
-        timeout=20_000,
-    )
+    # the scatter may still be redrawn by the last refresh after Pause: re-aim and retry
+    for attempt in range(3):
+        _click_first_point(lab, live)
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.xp-geometry-lab .xp-geometry-info')][1]"
+                ".textContent.includes('input [')",
+                timeout=8_000,
+            )
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     live.get_by_role("button", name="Export metrics").click()
     _wait_status(page, 1, "wrote")
     lab.screenshot("geometry_lab_training")

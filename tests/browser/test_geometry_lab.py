@@ -23,6 +23,11 @@ def _click_first_point(lab: LabSession, root: Any) -> None:
     page = lab.page
     plot = root.locator(".js-plotly-plot").first
     plot.scroll_into_view_if_needed()
+    # a redraw replaces the traces: wait until points are drawn again
+    plot.evaluate(
+        "(gd) => new Promise((ok) => { const t = setInterval(() => { const d = gd._fullData;"
+        " if (d && d[0] && d[0].x && d[0].x.length) { clearInterval(t); ok(); } }, 100); })"
+    )
     x, y = plot.evaluate(_POINT_XY)
     page.mouse.move(x + 3, y + 3)
     page.mouse.move(x, y)

@@ -108,6 +108,15 @@ class ConvBlock(nn.Module):
         return self.hook_out(x)
 
 
+def _conv_blocks(cfg: CNNConfig | ConvDecoderConfig, **mode: Any) -> nn.ModuleList:
+    """One ConvBlock per entry of ``cfg.channels``; ``mode`` is ``pool=`` or ``upsample=``."""
+    chans = (cfg.in_channels, *cfg.channels)
+    return nn.ModuleList(
+        ConvBlock(chans[i], chans[i + 1], cfg.kernel_size, cfg.padding_mode, cfg.activation, **mode)
+        for i in range(len(cfg.channels))
+    )
+
+
 class CNN(nn.Module):
     """Images (B, C, H, W) → logits (B, n_classes)."""
 
@@ -115,21 +124,10 @@ class CNN(nn.Module):
         super().__init__()
         cfg = config or CNNConfig(**overrides)  # type: ignore[arg-type]
         self.config = cfg
-        chans = (cfg.in_channels, *cfg.channels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            self.blocks = nn.ModuleList(
-                ConvBlock(
-                    chans[i],
-                    chans[i + 1],
-                    cfg.kernel_size,
-                    cfg.padding_mode,
-                    cfg.activation,
-                    pool=cfg.pool,
-                )
-                for i in range(len(cfg.channels))
-            )
-            self.head = nn.Linear(chans[-1], cfg.n_classes)
+            self.blocks = _conv_blocks(cfg, pool=cfg.pool)
+            self.head = nn.Linear(cfg.channels[-1], cfg.n_classes)
         self.hook_features = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,21 +175,10 @@ class ConvDecoder(nn.Module):
         super().__init__()
         cfg = config or ConvDecoderConfig(**overrides)  # type: ignore[arg-type]
         self.config = cfg
-        chans = (cfg.in_channels, *cfg.channels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            self.blocks = nn.ModuleList(
-                ConvBlock(
-                    chans[i],
-                    chans[i + 1],
-                    cfg.kernel_size,
-                    cfg.padding_mode,
-                    cfg.activation,
-                    upsample=cfg.upsample,
-                )
-                for i in range(len(cfg.channels))
-            )
-            self.to_image = nn.Conv2d(chans[-1], cfg.out_channels, kernel_size=1)
+            self.blocks = _conv_blocks(cfg, upsample=cfg.upsample)
+            self.to_image = nn.Conv2d(cfg.channels[-1], cfg.out_channels, kernel_size=1)
         self.hook_out = HookPoint()
 
     def noise_input(self, size: int = 8, batch: int = 1, seed: int = 0) -> torch.Tensor:

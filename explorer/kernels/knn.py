@@ -1,11 +1,14 @@
-"""Exact k-nearest-neighbour kernels: top-m selection from a Gram tile, exact refinement.
+"""Exact k-nearest-neighbour kernels: top-m candidates from Gram blocks, exact refinement.
 
-The CPU path of :func:`explorer.analysis.geometry.knn` computes a tile of squared distances as
-``‖q‖² + ‖x‖² − 2 q·x`` with one BLAS GEMM (float32, near the machine's GEMM rate), keeps the
-``m > k`` smallest per row (:func:`tile_candidates`), then recomputes those candidates exactly in
-float64 and proves that no other point can be closer (:func:`refine_candidates`). Rows whose
-proof fails are redone by brute force in float64 (:func:`brute_force_rows`). Ties are broken by
-the smaller index, so results are deterministic and duplicate points come out at distance 0.
+The CPU path of :func:`explorer.analysis.geometry.knn` multiplies cache-sized blocks of the
+points with a float32 BLAS GEMM and folds each block's approximate squared distances
+``‖q‖² + ‖x‖² − 2 q·x`` into per-query max-heaps of the ``m > k`` smallest
+(:func:`fold_round`, :func:`fold_rows`). Heap offers are screened a chunk at a time by a
+vectorised count, so the heaps are touched only when a chunk holds a smaller value. The
+candidates are then recomputed exactly in float64 and a rounding-error bound proves that no
+other point can be closer (:func:`refine_candidates`); rows whose proof fails are redone by
+brute force in float64 (:func:`brute_force_rows`). Ties are broken by the smaller index, so
+results are deterministic and duplicate points come out at distance 0.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from numba import prange
 
 from explorer.kernels._numba import leaf, parallel
 
-__all__ = ["brute_force_rows", "refine_candidates", "tile_candidates"]
+__all__ = ["CHUNK", "brute_force_rows", "fold_round", "fold_rows", "refine_candidates"]
 
 
 @leaf
@@ -53,49 +56,131 @@ def _sift_up(keys: np.ndarray, ids: np.ndarray, pos: int) -> None:
     keys[pos], ids[pos] = key, ident
 
 
+CHUNK = 32  # distances screened per vectorised pass; block widths are multiples of it
+
+
 @leaf
-def _row_candidates(
-    gram_row: np.ndarray, qi: float, x_sq: np.ndarray, self_j: int, out_idx: np.ndarray
-) -> float:
-    m = out_idx.shape[0]
-    keys = np.empty(m, dtype=np.float64)
-    ids = np.empty(m, dtype=np.int64)
-    size = 0
-    for j in range(gram_row.shape[0]):
-        if j == self_j:
-            continue
-        d = qi + x_sq[j] - 2.0 * gram_row[j]
-        if size < m:
-            keys[size], ids[size] = d, j
-            _sift_up(keys, ids, size)
-            size += 1
-        elif d < keys[0]:
-            keys[0], ids[0] = d, j
-            _sift_down(keys, ids, size)
-    out_idx[:] = ids
-    return keys[0]
+def _push(keys: np.ndarray, ids: np.ndarray, key: float, ident: int) -> None:
+    """Replace the root of a full max-heap (by (key, id)) and restore the heap."""
+    keys[0], ids[0] = key, ident
+    _sift_down(keys, ids, keys.shape[0])
+
+
+@leaf
+def _scan_row(
+    gram_row: np.ndarray,
+    qi: float,
+    x_sq: np.ndarray,
+    col0: int,
+    self_j: int,
+    keys: np.ndarray,
+    ids: np.ndarray,
+) -> None:
+    """Offer ``qi + x_sq[col0 + j] − 2·gram_row[j]`` (point ``col0 + j ≠ self_j``) to a heap.
+
+    Each chunk of ``CHUNK`` is first screened by a branch-free count against the heap's maximum
+    (the fixed trip count and int32 sum let LLVM vectorise it); only chunks holding a smaller
+    value are walked. ``gram_row.shape[0]`` must be a multiple of ``CHUNK``.
+    """
+    c0 = 0
+    while c0 < gram_row.shape[0]:
+        thr = keys[0]
+        below = np.int32(0)
+        for j in range(CHUNK):
+            d = qi + x_sq[col0 + c0 + j] - 2.0 * np.float64(gram_row[c0 + j])
+            below += np.int32(d < thr)
+        if below:
+            for j in range(c0, c0 + CHUNK):
+                d = qi + x_sq[col0 + j] - 2.0 * np.float64(gram_row[j])
+                if d < keys[0] and col0 + j != self_j:
+                    _push(keys, ids, d, col0 + j)
+        c0 += CHUNK
+
+
+@leaf
+def _fold_pair(
+    gram: np.ndarray,
+    x_sq: np.ndarray,
+    row0: int,
+    col0: int,
+    heap_keys: np.ndarray,
+    heap_ids: np.ndarray,
+) -> None:
+    """Offer an off-diagonal block of the self Gram matrix to its row and its column heaps.
+
+    Block entry (i, j) is the pair (row0 + i, col0 + j); each distance is computed once and
+    screened against both heaps' maxima (as in :func:`_scan_row`).
+    """
+    rows, cols = gram.shape
+    thr = np.empty(cols, dtype=np.float64)
+    for j in range(cols):
+        thr[j] = heap_keys[col0 + j, 0]
+    base = x_sq[col0 : col0 + cols]
+    for i in range(rows):
+        p = row0 + i
+        keys, ids, xi, g = heap_keys[p], heap_ids[p], x_sq[p], gram[i]
+        c0 = 0
+        while c0 < cols:
+            t = keys[0]
+            below = np.int32(0)
+            for j in range(CHUNK):
+                d = xi + base[c0 + j] - 2.0 * np.float64(g[c0 + j])
+                below += np.int32(d < t) | np.int32(d < thr[c0 + j])
+            if below:
+                for j in range(c0, c0 + CHUNK):
+                    d = xi + base[j] - 2.0 * np.float64(g[j])
+                    if d < keys[0]:
+                        _push(keys, ids, d, col0 + j)
+                    if d < thr[j]:
+                        q = col0 + j
+                        _push(heap_keys[q], heap_ids[q], d, p)
+                        thr[j] = heap_keys[q, 0]
+            c0 += CHUNK
 
 
 @parallel
-def tile_candidates(
+def fold_rows(
     gram: np.ndarray,
     q_sq: np.ndarray,
     x_sq: np.ndarray,
-    row_offset: int,
-    exclude_self: bool,
-    out_idx: np.ndarray,
-    out_threshold: np.ndarray,
+    row0: int,
+    col0: int,
+    heap_keys: np.ndarray,
+    heap_ids: np.ndarray,
 ) -> None:
-    """Keep the ``m = out_idx.shape[1]`` smallest approximate squared distances per tile row.
+    """Fold a (b_r, b_c) float32 block ``q·x`` (queries ``row0 …``, points ``col0 …``; b_c a
+    multiple of 32) into the queries' max-heaps of the m smallest approximate squared distances ``‖q‖² + ‖x‖² − 2 q·x``.
 
-    gram: (t, n) ``q·x`` for query rows ``row_offset … row_offset+t`` against all n points;
-    q_sq: (t,), x_sq: (n,) squared norms (float64). Writes out_idx (t, m) candidate indices and
-    out_threshold (t,) = the largest kept approximate distance (every other point is ≥ it).
-    With ``exclude_self`` the point ``row_offset + i`` is skipped for row i (queries = data).
+    q_sq (n_q,), x_sq (n,) float64; heap_keys (n_q, m) float64 starting at +inf, heap_ids int64.
     """
     for i in prange(gram.shape[0]):
-        self_j = row_offset + i if exclude_self else -1
-        out_threshold[i] = _row_candidates(gram[i], q_sq[i], x_sq, self_j, out_idx[i])
+        p = row0 + i
+        _scan_row(gram[i], q_sq[p], x_sq, col0, -1, heap_keys[p], heap_ids[p])
+
+
+@parallel
+def fold_round(
+    grams: np.ndarray,
+    row0s: np.ndarray,
+    col0s: np.ndarray,
+    x_sq: np.ndarray,
+    heap_keys: np.ndarray,
+    heap_ids: np.ndarray,
+) -> None:
+    """Fold blocks of the self Gram matrix whose point ranges are pairwise disjoint, in parallel.
+
+    grams: (P, b, b) float32 (b a multiple of 32), block p = points ``row0s[p] …`` × ``col0s[p] …`` with
+    ``row0s[p] ≤ col0s[p]``. A diagonal block feeds its rows (a point never enters its own
+    heap); an off-diagonal block feeds rows and columns, so each pair is multiplied once.
+    """
+    for b in prange(grams.shape[0]):
+        r0, c0 = row0s[b], col0s[b]
+        if r0 == c0:
+            for i in range(grams.shape[1]):
+                p = r0 + i
+                _scan_row(grams[b, i], x_sq[p], x_sq, c0, p, heap_keys[p], heap_ids[p])
+        else:
+            _fold_pair(grams[b], x_sq, r0, c0, heap_keys, heap_ids)
 
 
 @leaf

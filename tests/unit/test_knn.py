@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from explorer.analysis.geometry import knn, knn_graph
+from explorer.analysis.geometry import knn, knn_graph, neighbors
 from explorer.analysis.geometry.neighbors import _knn_torch
 
 
@@ -38,6 +38,32 @@ def test_knn_equals_brute_force(name: str) -> None:
     for got in (knn(x, 7), _knn_torch(x, None, 7, torch.device("cpu"))):
         np.testing.assert_array_equal(got.indices, ref_i)
         np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("n", [256, 300, 97])
+def test_blocked_path_equals_brute_force(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small blocks force many rounds: diagonal and off-diagonal blocks, padding, odd counts."""
+    monkeypatch.setattr(neighbors, "_BLOCK", 64)
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 4, size=(n, 3)).astype(float)  # many ties and duplicates across blocks
+    q = rng.integers(0, 4, size=(70, 3)).astype(float)
+    for query in (None, q):
+        ref_d, ref_i = brute_force(x, 9, query)
+        got = knn(x, 9, query=query)
+        np.testing.assert_array_equal(got.indices, ref_i)
+        np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12, atol=1e-12)
+
+
+def test_block_rounds_cover_every_pair_once_without_sharing_a_block() -> None:
+    for nb, per_round in [(1, 1), (4, 2), (5, 2), (20, 10)]:
+        rounds = neighbors._rounds(nb, per_round)
+        pairs = [p for r in rounds for p in r]
+        assert sorted(pairs) == [(i, j) for i in range(nb) for j in range(i, nb)]
+        assert all(i <= j for i, j in pairs)
+        for r in rounds:
+            used = [b for p in r for b in set(p)]
+            assert len(used) == len(set(used)) and len(r) <= per_round
 
 
 @pytest.mark.kernels

@@ -2,10 +2,12 @@
 
 Every kNN-based measure in :mod:`explorer.analysis.geometry` goes through :func:`knn`.
 
-Algorithm (CPU and CUDA alike): squared distances of a tile of queries to all points come from
-one float32 GEMM (``‖q‖² + ‖x‖² − 2 q·x`` on centred data); the ``m = k + margin`` smallest are
-kept, recomputed exactly in float64 and sorted by (distance, index); a rounding-error bound then
-proves that no other point can be closer. Rows without a proof (near-ties at the boundary) are
+Algorithm (CPU and CUDA alike): approximate squared distances come from float32 GEMMs
+(``‖q‖² + ‖x‖² − 2 q·x`` on centred data; on the CPU in cache-sized blocks, and for ``x``
+against itself only the blocks on or above the diagonal, each serving both of its point
+ranges); the ``m = k + margin`` smallest per query are kept, recomputed exactly in float64 and
+sorted by (distance, index); a rounding-error bound then proves that no other point can be
+closer. Rows without a proof (near-ties at the boundary) are
 redone by float64 brute force. The result equals float64 brute force, ties broken by the smaller
 index; a point is never its own neighbour, but its duplicates are (at distance 0).
 """
@@ -23,7 +25,8 @@ from explorer.validation import check_matrix, check_positive_int
 
 __all__ = ["Neighbors", "knn", "knn_graph"]
 
-_TILE_ELEMENTS = 1 << 23  # float32 Gram tile ≤ 32 MiB
+_TILE_ELEMENTS = 1 << 23  # float32 Gram tile ≤ 32 MiB (torch path)
+_BLOCK = 1024  # CPU Gram blocks of ≤ 1024 × 1024 float32 (4 MiB) stay in cache
 _SAFETY = 2.0
 
 
@@ -97,29 +100,24 @@ def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
     all_candidates = m == n - (1 if self_query else 0)
     x_sq_max = float(x_sq.max())
 
+    if self_query:
+        heap_keys, heap_ids = _self_candidates(data32, x_sq, m)
+    else:
+        heap_keys, heap_ids = _query_candidates(queries32, data32, q_sq, x_sq, m)
+    threshold = np.full(nq, np.inf) if all_candidates else heap_keys[:, 0].copy()
     sq = np.empty((nq, k), dtype=np.float64)
     idx = np.empty((nq, k), dtype=np.int64)
     certified = np.empty(nq, dtype=np.bool_)
-    tile = max(16, min(nq, _TILE_ELEMENTS // max(n, 1)))
-    for start in range(0, nq, tile):
-        stop = min(nq, start + tile)
-        gram = queries32[start:stop] @ data32.T  # (t, n) float32 BLAS GEMM
-        cand = np.empty((stop - start, m), dtype=np.int64)
-        threshold = np.empty(stop - start, dtype=np.float64)
-        kernels.tile_candidates(gram, q_sq[start:stop], x_sq, start, self_query, cand, threshold)
-        if all_candidates:
-            threshold[:] = np.inf
-        bound = _error_bound(q_sq[start:stop], x_sq_max, dim)
-        kernels.refine_candidates(
-            queries64[start:stop],
-            data64,
-            cand,
-            threshold,
-            bound,
-            sq[start:stop],
-            idx[start:stop],
-            certified[start:stop],
-        )
+    kernels.refine_candidates(
+        queries64,
+        data64,
+        heap_ids,
+        threshold,
+        _error_bound(q_sq, x_sq_max, dim),
+        sq,
+        idx,
+        certified,
+    )
     redo = np.flatnonzero(~certified)
     if redo.size:
         self_index = redo if self_query else np.full(redo.size, -1, dtype=np.int64)
@@ -134,6 +132,75 @@ def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
         )
         sq[redo], idx[redo] = out_sq, out_idx
     return Neighbors(np.sqrt(sq), idx)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _empty_heaps(rows: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((rows, m), np.inf), np.full((rows, m), -1, dtype=np.int64)
+
+
+def _self_candidates(data32: np.ndarray, x_sq: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
+    """Per point, the m smallest approximate squared distances to the other points (max-heaps).
+
+    Points are padded to nb blocks of b, a multiple of the kernels' chunk (padding has
+    ‖x‖² = +inf, so it is never kept). Each round multiplies blocks with disjoint point ranges
+    and folds them in parallel: first the diagonal blocks, then every off-diagonal pair once (circle method).
+    """
+    n, dim = data32.shape
+    nb = -(-n // _BLOCK)
+    b = _round_up(-(-n // nb), kernels.CHUNK)
+    padded = np.zeros((nb * b, dim), dtype=np.float32)
+    padded[:n] = data32
+    x_sq_padded = np.full(nb * b, np.inf)
+    x_sq_padded[:n] = x_sq
+    heap_keys, heap_ids = _empty_heaps(nb * b, m)
+    blocks = torch.from_numpy(padded).view(nb, b, dim)
+    per_round = max(1, nb // 2)
+    grams = torch.empty((per_round, b, b), dtype=torch.float32)
+    for pairs in _rounds(nb, per_round):
+        for p, (i, j) in enumerate(pairs):
+            torch.mm(blocks[i], blocks[j].T, out=grams[p])  # float32 BLAS GEMM
+        row0s, col0s = (np.array(ends, dtype=np.int64) * b for ends in zip(*pairs, strict=True))
+        kernels.fold_round(
+            grams[: len(pairs)].numpy(), row0s, col0s, x_sq_padded, heap_keys, heap_ids
+        )
+    return heap_keys[:n], heap_ids[:n]
+
+
+def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
+    """Block pairs (i ≤ j) grouped so that no two pairs in a round share a block."""
+    diagonal = [(i, i) for i in range(nb)]
+    rounds = [diagonal[s : s + per_round] for s in range(0, nb, per_round)]
+    players: list[int | None] = [*range(nb), *([None] if nb % 2 else [])]
+    half = len(players) // 2
+    for _ in range(len(players) - 1):
+        pairs = [(players[i], players[-1 - i]) for i in range(half)]
+        rounds.append([(min(i, j), max(i, j)) for i, j in pairs if i is not None and j is not None])
+        players = [players[0], players[-1], *players[1:-1]]
+    return [r for r in rounds if r]
+
+
+def _query_candidates(
+    queries32: np.ndarray, data32: np.ndarray, q_sq: np.ndarray, x_sq: np.ndarray, m: int
+) -> tuple[np.ndarray, ...]:
+    """Per query, the m smallest approximate squared distances to the points (max-heaps)."""
+    heap_keys, heap_ids = _empty_heaps(queries32.shape[0], m)
+    n = data32.shape[0]
+    padded = np.zeros((_round_up(n, kernels.CHUNK), data32.shape[1]), dtype=np.float32)
+    padded[:n] = data32
+    x_sq = np.concatenate([x_sq, np.full(padded.shape[0] - n, np.inf)])
+    queries, data = torch.from_numpy(queries32), torch.from_numpy(padded)
+    buffer = torch.empty(_BLOCK * _BLOCK, dtype=torch.float32)
+    for r0 in range(0, queries.shape[0], _BLOCK):
+        for c0 in range(0, data.shape[0], _BLOCK):
+            q, x = queries[r0 : r0 + _BLOCK], data[c0 : c0 + _BLOCK]
+            gram = buffer[: q.shape[0] * x.shape[0]].view(q.shape[0], x.shape[0])
+            torch.mm(q, x.T, out=gram)  # float32 BLAS GEMM
+            kernels.fold_rows(gram.numpy(), q_sq, x_sq, r0, c0, heap_keys, heap_ids)
+    return heap_keys, heap_ids
 
 
 def _sort_by_distance_then_index(sq: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:

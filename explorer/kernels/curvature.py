@@ -41,8 +41,33 @@ def transport_cost(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
     supply = a.copy()
     demand = b.copy()
     pot_s = np.zeros(m)
-    pot_t = np.zeros(n)
-    pot_sink = 0.0
+    pot_t = np.empty(n)
+    # start from the column minima as potentials and send each sink's demand along its cheapest
+    # (reduced cost 0) arc: the residual graph keeps non-negative reduced costs, and about half
+    # of the augmentations are saved
+    for j in range(n):
+        best = 0
+        for i in range(1, m):
+            if cost[i, j] < cost[best, j]:
+                best = i
+        pot_t[j] = cost[best, j]
+        sent = min(supply[best], demand[j])
+        flow[best, j] += sent
+        supply[best] -= sent
+        demand[j] -= sent
+    # then the row minima of the reduced costs, and each source's leftover supply along its
+    # cheapest reduced arc (super-source arcs keep reduced cost −pot_s ≥ 0)
+    for i in range(m):
+        best = 0
+        for j in range(1, n):
+            if cost[i, j] - pot_t[j] < cost[i, best] - pot_t[best]:
+                best = j
+        pot_s[i] = pot_t[best] - cost[i, best]
+        sent = min(supply[i], demand[best])
+        flow[i, best] += sent
+        supply[i] -= sent
+        demand[best] -= sent
+    pot_sink = pot_t.min()
     dist_s = np.empty(m)
     dist_t = np.empty(n)
     done_s = np.empty(m, dtype=np.bool_)

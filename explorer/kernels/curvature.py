@@ -46,27 +46,27 @@ def transport_cost(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
     # (reduced cost 0) arc: the residual graph keeps non-negative reduced costs, and about half
     # of the augmentations are saved
     for j in range(n):
-        best = 0
+        pick = 0
         for i in range(1, m):
-            if cost[i, j] < cost[best, j]:
-                best = i
-        pot_t[j] = cost[best, j]
-        sent = min(supply[best], demand[j])
-        flow[best, j] += sent
-        supply[best] -= sent
+            if cost[i, j] < cost[pick, j]:
+                pick = i
+        pot_t[j] = cost[pick, j]
+        sent = min(supply[pick], demand[j])
+        flow[pick, j] += sent
+        supply[pick] -= sent
         demand[j] -= sent
     # then the row minima of the reduced costs, and each source's leftover supply along its
     # cheapest reduced arc (super-source arcs keep reduced cost −pot_s ≥ 0)
     for i in range(m):
-        best = 0
+        pick = 0
         for j in range(1, n):
-            if cost[i, j] - pot_t[j] < cost[i, best] - pot_t[best]:
-                best = j
-        pot_s[i] = pot_t[best] - cost[i, best]
-        sent = min(supply[i], demand[best])
-        flow[i, best] += sent
+            if cost[i, j] - pot_t[j] < cost[i, pick] - pot_t[pick]:
+                pick = j
+        pot_s[i] = pot_t[pick] - cost[i, pick]
+        sent = min(supply[i], demand[pick])
+        flow[i, pick] += sent
         supply[i] -= sent
-        demand[best] -= sent
+        demand[pick] -= sent
     pot_sink = pot_t.min()
     dist_s = np.empty(m)
     dist_t = np.empty(n)

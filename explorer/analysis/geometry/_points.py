@@ -36,8 +36,7 @@ def unique_points(x: ArrayLike, name: str = "x", *, min_rows: int = 2) -> ArrayL
         keep: Any = torch.sort(first).values
         n_unique = len(keep)
     else:
-        _, keep = np.unique(x, axis=0, return_index=True)
-        keep = np.sort(keep)
+        keep = _first_of_each_row(np.asarray(x))
         n_unique = len(keep)
     dropped = len(x) - n_unique
     if dropped:
@@ -51,3 +50,20 @@ def unique_points(x: ArrayLike, name: str = "x", *, min_rows: int = 2) -> ArrayL
     if len(x) < min_rows:
         raise ValueError(f"{name} has {n_unique} unique point(s); this needs at least {min_rows}")
     return x
+
+
+def _first_of_each_row(x: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first occurrence of each distinct row of x (n, d).
+
+    Rows are hashed first (a wrapping integer sum of their bit patterns times fixed odd
+    multipliers; −0.0 is turned into 0.0 so equal rows hash equally); only when two hashes
+    collide is the exact (sorting) comparison run, so the common case is one cheap pass.
+    """
+    rows = np.ascontiguousarray(x + 0.0)
+    bits = rows.view(f"u{rows.itemsize}").astype(np.uint64)
+    multipliers = np.random.default_rng(0).integers(1, 2**62, size=rows.shape[1], dtype=np.uint64)
+    hashes = (bits * (multipliers | np.uint64(1))).sum(axis=1, dtype=np.uint64)
+    if len(np.unique(hashes)) == len(hashes):
+        return np.arange(len(x))
+    _, keep = np.unique(x, axis=0, return_index=True)
+    return np.sort(keep)

@@ -80,7 +80,7 @@ def test_duplicates_are_dropped_with_a_warning_and_stay_finite() -> None:
 
 def test_signed_zero_rows_are_duplicates_and_near_duplicates_are_not() -> None:
     x = ball(50, 2, 3, seed=5)
-    extra = [[0.0, 0.0, 0.0], [-0.0, 0.0, -0.0], x[0] + [0.0, 0.0, 1e-12]]
+    extra = [[0.0, 0.0, 0.0], [-0.0, 0.0, 0.0], x[0] + [0.0, 0.0, 1e-12]]
     with pytest.warns(ExplorerWarning, match="1 duplicate row"):
         twonn(np.vstack([x, extra]))  # the −0.0 row equals the 0.0 row; the 1e-12 shift is kept
 

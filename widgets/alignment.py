@@ -35,6 +35,12 @@ Reps = dict[str, np.ndarray]
 LIVE, CHECKPOINT = "live", "checkpoint"
 
 
+def _empty_pair() -> go.Figure:
+    return figs.aligned_pair_figure(
+        np.zeros((1, 2)), np.zeros((1, 2)), title="click a cell to compare that pair of layers"
+    )
+
+
 def _as_reps(reps: Mapping[str, Any], name: str) -> Reps:
     if not isinstance(reps, Mapping) or not reps:
         raise TypeError(f"model {name!r} must be a non-empty mapping layer name → (n, d) array")
@@ -285,9 +291,7 @@ class AlignmentLab(StatusLine, W.VBox):
         self.grid = HeatmapGrid(tile_px=300, show_labels=True)
         self.grid.add_class("xp-alignment-heatmap")
         self.grid.observe(self._on_cell, names="clicked_cell")
-        self.pair_view = go.FigureWidget(
-            figs.aligned_pair_figure(np.zeros((1, 2)), np.zeros((1, 2)))
-        )
+        self.pair_view = go.FigureWidget(_empty_pair())
         buttons = []
         for label, fn in (
             ("Export PNG", lambda: self.export(self._out("heatmap", "png"))),
@@ -344,8 +348,17 @@ class AlignmentLab(StatusLine, W.VBox):
             cell = self.grid.clicked_cell
             if cell and cell[0] < mat.shape[0] and cell[1] < mat.shape[1]:
                 self._on_cell({"new": cell})  # keep the pair view in step with the heatmap
+            elif self.selected_pair is not None:
+                self._show_pair(_empty_pair())  # the clicked pair is gone: never show a stale one
+                self.selected_pair = None
 
         self._guard(draw)
+
+    def _show_pair(self, fig: go.Figure) -> None:
+        with self.pair_view.batch_update():
+            self.pair_view.data = []
+            self.pair_view.add_traces(list(fig.data))
+            self.pair_view.layout = fig.layout
 
     def _on_cell(self, change: dict[str, Any]) -> None:
         cell = change["new"]
@@ -361,10 +374,7 @@ class AlignmentLab(StatusLine, W.VBox):
                 px, py, names=(f"{r}:{la}", f"{c}:{lb}"), labels=self._labels,
                 title=f"{r}:{la} vs {c}:{lb} — {m} = {value:.3f} (Procrustes-aligned)",
             )  # fmt: skip
-            with self.pair_view.batch_update():
-                self.pair_view.data = []
-                self.pair_view.add_traces(list(fig.data))
-                self.pair_view.layout = fig.layout
+            self._show_pair(fig)
             self.selected_pair = (la, lb, float(value))
 
         self._guard(show)

@@ -90,6 +90,21 @@ def test_lab_shows_the_selected_pair(models, tmp_path):
     assert lab.last_error is None
 
 
+def test_pair_view_never_outlives_its_cell(models):
+    lab = AlignmentLab(models)
+    lab.select(rows="seed 0", cols="seed 0")
+    lab.click(2, 2)
+    assert lab.selected_pair is not None and lab.selected_pair[:2] == ("L2", "L2")
+    assert "seed 0:L2" in lab.pair_view.layout.title.text
+    lab.select(rows="seed 1")  # 2 layers: row 2 no longer exists
+    assert lab.selected_pair is None
+    assert "click a cell" in lab.pair_view.layout.title.text
+    lab.click(1, 0)
+    lab.select(cols="seed 1")  # the cell still exists: the pair view follows the new columns
+    assert lab.selected_pair is not None and lab.selected_pair[:2] == ("L1", "L0")
+    assert "seed 1:L0" in lab.pair_view.layout.title.text
+
+
 def test_lab_add_model_and_bad_inputs(models):
     lab = AlignmentLab(models)
     lab.add_model("copy", models["seed 0"])

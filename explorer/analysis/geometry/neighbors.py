@@ -7,9 +7,9 @@ Algorithm (CPU and CUDA alike): approximate squared distances come from float32 
 against itself only the blocks on or above the diagonal, each serving both of its point
 ranges); the ``m = k + margin`` smallest per query are kept, recomputed exactly in float64 and
 sorted by (distance, index); a rounding-error bound then proves that no other point can be
-closer. Rows without a proof (near-ties at the boundary) are
-redone by float64 brute force. The result equals float64 brute force, ties broken by the smaller
-index; a point is never its own neighbour, but its duplicates are (at distance 0).
+closer. Rows without a proof (near-ties at the boundary) are redone by float64 brute force. The
+result equals float64 brute force, ties broken by the smaller index; a point is never its own
+neighbour, but its duplicates are (at distance 0).
 """
 
 from __future__ import annotations

@@ -138,6 +138,15 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def _pad(data32: np.ndarray, x_sq: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero rows appended up to ``rows``, with ‖x‖² = +inf so no heap ever keeps them."""
+    padded = np.zeros((rows, data32.shape[1]), dtype=np.float32)
+    padded[: len(data32)] = data32
+    x_sq_padded = np.full(rows, np.inf)
+    x_sq_padded[: len(x_sq)] = x_sq
+    return padded, x_sq_padded
+
+
 def _empty_heaps(rows: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((rows, m), np.inf), np.full((rows, m), -1, dtype=np.int64)
 
@@ -145,17 +154,14 @@ def _empty_heaps(rows: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 def _self_candidates(data32: np.ndarray, x_sq: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
     """Per point, the m smallest approximate squared distances to the other points (max-heaps).
 
-    Points are padded to nb blocks of b, a multiple of the kernels' chunk (padding has
-    ‖x‖² = +inf, so it is never kept). Each round multiplies blocks with disjoint point ranges
-    and folds them in parallel: first the diagonal blocks, then every off-diagonal pair once (circle method).
+    Points are padded to nb blocks of b, a multiple of the kernels' chunk. Each round multiplies
+    blocks with disjoint point ranges and folds them in parallel: first the diagonal blocks,
+    then every off-diagonal pair once (circle method).
     """
     n, dim = data32.shape
     nb = -(-n // _BLOCK)
     b = _round_up(-(-n // nb), kernels.CHUNK)
-    padded = np.zeros((nb * b, dim), dtype=np.float32)
-    padded[:n] = data32
-    x_sq_padded = np.full(nb * b, np.inf)
-    x_sq_padded[:n] = x_sq
+    padded, x_sq_padded = _pad(data32, x_sq, nb * b)
     heap_keys, heap_ids = _empty_heaps(nb * b, m)
     blocks = torch.from_numpy(padded).view(nb, b, dim)
     per_round = max(1, nb // 2)
@@ -188,10 +194,7 @@ def _query_candidates(
 ) -> tuple[np.ndarray, ...]:
     """Per query, the m smallest approximate squared distances to the points (max-heaps)."""
     heap_keys, heap_ids = _empty_heaps(queries32.shape[0], m)
-    n = data32.shape[0]
-    padded = np.zeros((_round_up(n, kernels.CHUNK), data32.shape[1]), dtype=np.float32)
-    padded[:n] = data32
-    x_sq = np.concatenate([x_sq, np.full(padded.shape[0] - n, np.inf)])
+    padded, x_sq = _pad(data32, x_sq, _round_up(len(data32), kernels.CHUNK))
     queries, data = torch.from_numpy(queries32), torch.from_numpy(padded)
     buffer = torch.empty(_BLOCK * _BLOCK, dtype=torch.float32)
     for r0 in range(0, queries.shape[0], _BLOCK):

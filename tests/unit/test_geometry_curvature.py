@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import linprog
 
 from explorer.analysis.geometry import graph_curvature, knn, knn_graph, ollivier_ricci
+from explorer.kernels import curvature as curvature_kernels
 from explorer.kernels.curvature import transport_cost
 
 
@@ -20,17 +21,41 @@ def lp_transport(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
     return float(res.fun)
 
 
-@pytest.mark.kernels
-def test_transport_cost_matches_linear_programming() -> None:
-    rng = np.random.default_rng(0)
-    for trial in range(40):
-        m, n = rng.integers(1, 9, size=2)
+def transport_problems(count: int, seed: int = 0) -> list[tuple[np.ndarray, ...]]:
+    """Random small problems, a third with uniform masses (square ones are assignment problems,
+    the most degenerate case) and half with integer costs (many ties)."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[np.ndarray, ...]] = []
+    for trial in range(count):
+        m, n = rng.integers(1, 13, size=2)
         a, b = rng.random(m), rng.random(n)
         if trial % 3 == 0:
-            a, b = np.ones(m), np.ones(n)  # degenerate (uniform) masses
+            n = m if trial % 2 else n
+            a, b = np.ones(m), np.ones(n)
         a, b = a / a.sum(), b / b.sum()
         cost = rng.integers(0, 3, (m, n)).astype(float) if trial % 2 else rng.random((m, n))
+        out.append((a, b, cost))
+    return out
+
+
+@pytest.mark.kernels
+def test_transport_cost_matches_linear_programming() -> None:
+    for a, b, cost in transport_problems(150):
         assert transport_cost(a, b, cost) == pytest.approx(lp_transport(a, b, cost), abs=1e-10)
+
+
+@pytest.mark.kernels
+def test_transport_cost_under_blands_rule_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The anti-cycling rule (entered only after long degenerate runs) reaches the optimum too."""
+    entering = curvature_kernels._entering
+    monkeypatch.setattr(
+        curvature_kernels,
+        "_entering",
+        lambda c, basic, u, v, tol, first: entering(c, basic, u, v, tol, True),
+    )
+    solve = getattr(transport_cost, "py_func", transport_cost)
+    for a, b, cost in transport_problems(60, seed=1):
+        assert solve(a, b, cost) == pytest.approx(lp_transport(a, b, cost), abs=1e-10)
 
 
 def reference_curvature(g: nx.Graph, alpha: float = 0.5) -> dict[tuple[int, int], float]:

@@ -41,10 +41,15 @@ def test_knn_equals_brute_force(name: str) -> None:
 
 
 @pytest.mark.kernels
+@pytest.mark.parametrize("gram_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("n", [256, 300, 97])
-def test_blocked_path_equals_brute_force(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small blocks force many rounds: diagonal and off-diagonal blocks, padding, odd counts."""
+def test_blocked_path_equals_brute_force(
+    n: int, gram_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small blocks force many rounds: diagonal and off-diagonal blocks, padding, odd counts;
+    with either GEMM precision (bfloat16 on CPUs with bfloat16 units, else float32)."""
     monkeypatch.setattr(neighbors, "_BLOCK", 64)
+    monkeypatch.setattr(neighbors, "_GRAM_DTYPE", gram_dtype)
     rng = np.random.default_rng(n)
     x = rng.integers(0, 4, size=(n, 3)).astype(float)  # many ties and duplicates across blocks
     q = rng.integers(0, 4, size=(70, 3)).astype(float)
@@ -53,6 +58,26 @@ def test_blocked_path_equals_brute_force(n: int, monkeypatch: pytest.MonkeyPatch
         got = knn(x, 9, query=query)
         np.testing.assert_array_equal(got.indices, ref_i)
         np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gram_dtype", [torch.bfloat16, torch.float32])
+def test_gemm_error_bound_holds(gram_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen's lower bound is a lower bound: |GEMM − exact| ≤ c·‖q‖‖x‖ on every pair, for
+    spread-out, offset and badly scaled data (the bound is what makes the result exact)."""
+    monkeypatch.setattr(neighbors, "_GRAM_DTYPE", gram_dtype)
+    rng = np.random.default_rng(5)
+    for x in (
+        rng.normal(size=(300, 64)),
+        rng.normal(size=(300, 64)) * 1e-3 + 1e4,
+        rng.normal(size=(300, 64)) * np.logspace(-6, 3, 64),
+    ):
+        s = (x - x.mean(axis=0)) * 2.0**-8
+        sq = np.einsum("ij,ij->i", s, s)
+        points = neighbors._screened(s, sq, float(sq.max()))
+        approx = (points.low @ points.low.T).double().numpy()
+        error = np.abs(approx - s @ s.T) * 2  # the −2 q·x term of the squared distance
+        bound = neighbors._gemm_error(gram_dtype, s.shape[1]) * np.outer(points.norm, points.norm)
+        assert np.all(error <= bound)
 
 
 def test_block_rounds_cover_every_pair_once_without_sharing_a_block() -> None:

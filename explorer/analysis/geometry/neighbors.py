@@ -2,18 +2,22 @@
 
 Every kNN-based measure in :mod:`explorer.analysis.geometry` goes through :func:`knn`.
 
-Algorithm (CPU and CUDA alike): approximate squared distances come from float32 GEMMs
-(``‖q‖² + ‖x‖² − 2 q·x`` on centred data; on the CPU in cache-sized blocks, and for ``x``
-against itself only the blocks on or above the diagonal, each serving both of its point
-ranges); the ``m = k + margin`` smallest per query are kept, recomputed exactly in float64 and
-sorted by (distance, index); a rounding-error bound then proves that no other point can be
-closer. Rows without a proof (near-ties at the boundary) are redone by float64 brute force. The
-result equals float64 brute force, ties broken by the smaller index; a point is never its own
-neighbour, but its duplicates are (at distance 0).
+CPU: the points are centred and scaled by a power of two, and Gram blocks ``q·x`` come from a
+bfloat16 GEMM where the CPU has bfloat16 units (AMX, AVX512-BF16), else float32; blocks are
+cache-sized, and for ``x`` against itself only those on or above the diagonal are multiplied,
+each serving both of its point ranges. A rounding-error bound turns each entry into a lower
+bound on the squared distance; only pairs that can still enter a query's k nearest are
+recomputed exactly in float64 (see :mod:`explorer.kernels.knn`).
+CUDA: float32 GEMM tiles, the ``m = k + margin`` smallest per query recomputed in float64, and
+a rounding-error bound proving no other point is closer (rows without a proof are redone by
+brute force).
+Either way the result equals float64 brute force, ties broken by the smaller index; a point is
+never its own neighbour, but its duplicates are (at distance 0).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,10 +45,25 @@ def _margin(k: int) -> int:
     return k + max(8, k // 4)
 
 
-def _error_bound(q_sq: np.ndarray, x_sq_max: float, dim: int) -> np.ndarray:
-    """Bound on |approximate − exact| squared distance from float32 rounding (GEMM and cast)."""
-    u = float(np.finfo(np.float32).eps) / 2
-    return _SAFETY * (dim + 2) * u * (q_sq + x_sq_max) + 1e-300
+def _bfloat16_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16)."""
+    return any(
+        getattr(torch.cpu, probe, lambda: False)()
+        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
+
+
+_GRAM_DTYPE = torch.bfloat16 if _bfloat16_is_fast() else torch.float32
+_UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
+
+
+def _gemm_error(dtype: torch.dtype, dim: int) -> float:
+    """c with |computed − exact| squared distance ≤ c·‖q‖‖x‖ for a ``dtype`` GEMM whose
+    products accumulate in float32: input rounding (2u), accumulation ((D + 2)·u₃₂) and, for
+    bfloat16, output rounding (u); 2·… for the −2 q·x term, times a safety factor."""
+    u = _UNIT_ROUNDOFF[dtype]
+    terms = (3 * u if dtype == torch.bfloat16 else 2 * u) + (dim + 2) * 2.0**-24
+    return 2.0 * _SAFETY * terms
 
 
 def knn(
@@ -83,97 +102,109 @@ def knn(
     return _knn_numba(as_numpy(x), None if self_query else as_numpy(query), k)
 
 
+class _Scaled(NamedTuple):
+    """Points centred and scaled by a power of two, in the GEMM's dtype, with what the screen
+    needs per point: squared norms, norms and slack (all in scaled units, float64)."""
+
+    low: torch.Tensor
+    sq: np.ndarray
+    norm: np.ndarray
+    slack: np.ndarray
+
+
+def _screened(s: np.ndarray, sq: np.ndarray, sq_max: float) -> _Scaled:
+    """Scaled points s (t, D) with squared norms sq; the slack covers float64 rounding
+    (centring, norms, the exact distances)."""
+    slack = (s.shape[1] + 8) * 2.0**-50 * (sq + sq_max) + 1e-300
+    return _Scaled(torch.from_numpy(s).to(_GRAM_DTYPE), sq, np.sqrt(sq), slack)
+
+
 def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
     self_query = query is None
     data64 = np.ascontiguousarray(x, dtype=np.float64)
-    queries64 = data64 if query is None else np.ascontiguousarray(query, dtype=np.float64)
+    queries64 = data64 if self_query else np.ascontiguousarray(query, dtype=np.float64)
     center = data64.mean(axis=0)
-    data_c = data64 - center
-    queries_c = data_c if self_query else queries64 - center
-    data32 = np.ascontiguousarray(data_c, dtype=np.float32)
-    queries32 = data32 if self_query else np.ascontiguousarray(queries_c, dtype=np.float32)
-    x_sq = np.einsum("ij,ij->i", data_c, data_c)
-    q_sq = x_sq if self_query else np.einsum("ij,ij->i", queries_c, queries_c)
-    n, dim = data64.shape
-    nq = queries64.shape[0]
-    m = min(_margin(k), n - (1 if self_query else 0))
-    all_candidates = m == n - (1 if self_query else 0)
-    x_sq_max = float(x_sq.max())
-
+    data_s = data64 - center
+    queries_s = data_s if self_query else queries64 - center
+    reach = max(np.abs(data_s).max(), np.abs(queries_s).max())
+    scale = math.ldexp(1.0, -math.frexp(reach)[1]) if reach > 0 else 1.0  # max |·| in [½, 1)
+    data_s *= scale  # exact: a power of two
+    if not self_query:
+        queries_s *= scale
+    data_sq = np.einsum("ij,ij->i", data_s, data_s)
+    queries_sq = data_sq if self_query else np.einsum("ij,ij->i", queries_s, queries_s)
+    sq_max = max(float(data_sq.max()), float(queries_sq.max()))
+    points = _screened(data_s, data_sq, sq_max)
+    coeff = _gemm_error(_GRAM_DTYPE, data64.shape[1])
     if self_query:
-        heap_keys, heap_ids = _self_candidates(data32, x_sq, m)
+        keys, ids = _self_heaps(points, data64, k, coeff, scale * scale)
     else:
-        heap_keys, heap_ids = _query_candidates(queries32, data32, q_sq, x_sq, m)
-    threshold = np.full(nq, np.inf) if all_candidates else heap_keys[:, 0].copy()
-    sq = np.empty((nq, k), dtype=np.float64)
-    idx = np.empty((nq, k), dtype=np.int64)
-    certified = np.empty(nq, dtype=np.bool_)
-    kernels.refine_candidates(
-        queries64,
-        data64,
-        heap_ids,
-        threshold,
-        _error_bound(q_sq, x_sq_max, dim),
-        sq,
-        idx,
-        certified,
-    )
-    redo = np.flatnonzero(~certified)
-    if redo.size:
-        self_index = redo if self_query else np.full(redo.size, -1, dtype=np.int64)
-        out_sq = np.empty((redo.size, k), dtype=np.float64)
-        out_idx = np.empty((redo.size, k), dtype=np.int64)
-        kernels.brute_force_rows(
-            np.ascontiguousarray(queries64[redo]),
-            data64,
-            self_index.astype(np.int64),
-            out_sq,
-            out_idx,
-        )
-        sq[redo], idx[redo] = out_sq, out_idx
-    return Neighbors(np.sqrt(sq), idx)
+        queries = _screened(queries_s, queries_sq, sq_max)
+        keys, ids = _query_heaps(queries, points, queries64, data64, k, coeff, scale * scale)
+    kernels.sort_heaps(keys, ids)
+    return Neighbors(np.sqrt(keys), ids)
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _pad(data32: np.ndarray, x_sq: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Zero rows appended up to ``rows``, with ‖x‖² = +inf so no heap ever keeps them."""
-    padded = np.zeros((rows, data32.shape[1]), dtype=np.float32)
-    padded[: len(data32)] = data32
-    x_sq_padded = np.full(rows, np.inf)
-    x_sq_padded[: len(x_sq)] = x_sq
-    return padded, x_sq_padded
+def _padded(points: _Scaled, rows: int) -> _Scaled:
+    """Zero rows appended up to ``rows``, with ‖x‖² = +inf so the screen never passes them."""
+    n = len(points.sq)
+    low = torch.zeros((rows, points.low.shape[1]), dtype=points.low.dtype)
+    low[:n] = points.low
+    sq, norm, slack = np.full(rows, np.inf), np.zeros(rows), np.zeros(rows)
+    sq[:n], norm[:n], slack[:n] = points.sq, points.norm, points.slack
+    return _Scaled(low, sq, norm, slack)
 
 
-def _empty_heaps(rows: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((rows, m), np.inf), np.full((rows, m), -1, dtype=np.int64)
+def _bits(gram: torch.Tensor) -> tuple[np.ndarray, int]:
+    """A float32 or bfloat16 tensor as unsigned bit patterns, and the shift that widens them."""
+    if gram.dtype == torch.bfloat16:
+        return gram.view(torch.int16).numpy().view(np.uint16), 16
+    return gram.view(torch.int32).numpy().view(np.uint32), 0
 
 
-def _self_candidates(data32: np.ndarray, x_sq: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
-    """Per point, the m smallest approximate squared distances to the other points (max-heaps).
+def _self_heaps(
+    points: _Scaled, data64: np.ndarray, k: int, coeff: float, unit: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's k nearest others, as (n, k) heaps of exact squared distances and indices.
 
     Points are padded to nb blocks of b, a multiple of the kernels' chunk. Each round multiplies
     blocks with disjoint point ranges and folds them in parallel: first the diagonal blocks,
     then every off-diagonal pair once (circle method).
     """
-    n, dim = data32.shape
+    n, dim = data64.shape
     nb = -(-n // _BLOCK)
     b = _round_up(-(-n // nb), kernels.CHUNK)
-    padded, x_sq_padded = _pad(data32, x_sq, nb * b)
-    heap_keys, heap_ids = _empty_heaps(nb * b, m)
-    blocks = torch.from_numpy(padded).view(nb, b, dim)
+    padded = _padded(points, nb * b)
+    keys = np.full((nb * b, k), np.inf)
+    keys[n:] = -np.inf  # padding rows accept nothing
+    ids = np.full((nb * b, k), -1, dtype=np.int64)
+    blocks = padded.low.view(nb, b, dim)
     per_round = max(1, nb // 2)
-    grams = torch.empty((per_round, b, b), dtype=torch.float32)
+    grams = torch.empty((per_round, b, b), dtype=padded.low.dtype)
+    bits, shift = _bits(grams)
     for pairs in _rounds(nb, per_round):
         for p, (i, j) in enumerate(pairs):
-            torch.mm(blocks[i], blocks[j].T, out=grams[p])  # float32 BLAS GEMM
+            torch.mm(blocks[i], blocks[j].T, out=grams[p])  # BLAS GEMM
         row0s, col0s = (np.array(ends, dtype=np.int64) * b for ends in zip(*pairs, strict=True))
         kernels.fold_round(
-            grams[: len(pairs)].numpy(), row0s, col0s, x_sq_padded, heap_keys, heap_ids
+            bits[: len(pairs)],
+            shift,
+            row0s,
+            col0s,
+            padded.sq,
+            padded.norm,
+            coeff,
+            padded.slack,
+            unit,
+            data64,
+            keys,
+            ids,
         )
-    return heap_keys[:n], heap_ids[:n]
+    return keys[:n], ids[:n]
 
 
 def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
@@ -189,21 +220,44 @@ def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
     return [r for r in rounds if r]
 
 
-def _query_candidates(
-    queries32: np.ndarray, data32: np.ndarray, q_sq: np.ndarray, x_sq: np.ndarray, m: int
-) -> tuple[np.ndarray, ...]:
-    """Per query, the m smallest approximate squared distances to the points (max-heaps)."""
-    heap_keys, heap_ids = _empty_heaps(queries32.shape[0], m)
-    padded, x_sq = _pad(data32, x_sq, _round_up(len(data32), kernels.CHUNK))
-    queries, data = torch.from_numpy(queries32), torch.from_numpy(padded)
-    buffer = torch.empty(_BLOCK * _BLOCK, dtype=torch.float32)
-    for r0 in range(0, queries.shape[0], _BLOCK):
-        for c0 in range(0, data.shape[0], _BLOCK):
-            q, x = queries[r0 : r0 + _BLOCK], data[c0 : c0 + _BLOCK]
-            gram = buffer[: q.shape[0] * x.shape[0]].view(q.shape[0], x.shape[0])
-            torch.mm(q, x.T, out=gram)  # float32 BLAS GEMM
-            kernels.fold_rows(gram.numpy(), q_sq, x_sq, r0, c0, heap_keys, heap_ids)
-    return heap_keys, heap_ids
+def _query_heaps(
+    queries: _Scaled,
+    points: _Scaled,
+    queries64: np.ndarray,
+    data64: np.ndarray,
+    k: int,
+    coeff: float,
+    unit: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's k nearest points, as (n_q, k) heaps of exact squared distances and indices."""
+    nq = len(queries64)
+    keys, ids = np.full((nq, k), np.inf), np.full((nq, k), -1, dtype=np.int64)
+    padded = _padded(points, _round_up(len(data64), kernels.CHUNK))
+    buffer = torch.empty(_BLOCK * _BLOCK, dtype=padded.low.dtype)
+    for r0 in range(0, nq, _BLOCK):
+        for c0 in range(0, len(padded.sq), _BLOCK):
+            q, x = queries.low[r0 : r0 + _BLOCK], padded.low[c0 : c0 + _BLOCK]
+            gram = buffer[: len(q) * len(x)].view(len(q), len(x))
+            torch.mm(q, x.T, out=gram)  # BLAS GEMM
+            bits, shift = _bits(gram)
+            kernels.fold_rows(
+                bits,
+                shift,
+                r0,
+                c0,
+                queries.sq,
+                queries.norm,
+                queries.slack,
+                padded.sq,
+                padded.norm,
+                coeff,
+                unit,
+                queries64,
+                data64,
+                keys,
+                ids,
+            )
+    return keys, ids
 
 
 def _sort_by_distance_then_index(sq: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -1,6 +1,6 @@
 """Geometry benchmarks, ours and the peer in the same run: TwoNN and MLE vs scikit-dimension,
-exact kNN vs scikit-learn's NearestNeighbors (and this machine's GEMM rate), Ollivier–Ricci vs
-GraphRicciCurvature; estimates compared and peak memory reported.
+exact kNN vs scikit-learn's NearestNeighbors (and this machine's float32 and bfloat16 GEMM
+rates), Ollivier–Ricci vs GraphRicciCurvature; estimates compared, peak memory reported.
 Run from bench/: ``python bench_geometry.py`` (``--quick`` for small sizes)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from _harness import Bench, peak_python_memory
 
-from explorer.analysis.geometry import graph_curvature, knn, knn_graph, mle_id, twonn
+from explorer.analysis.geometry import graph_curvature, knn, knn_graph, mle_id, neighbors, twonn
 
 
 def manifold(n: int, d: int, big_d: int, seed: int = 0) -> np.ndarray:
@@ -24,11 +24,12 @@ def manifold(n: int, d: int, big_d: int, seed: int = 0) -> np.ndarray:
     return np.tanh(z @ rng.normal(size=(d, big_d)) / np.sqrt(d)).astype(np.float32)
 
 
-def blocked_gemm_seconds(x: np.ndarray, block: int = 1024) -> float:
-    """Median time of the full float32 x @ x.T computed in cache-sized blocks (this machine's
-    GEMM rate for the shape; one unblocked 20k × 20k product is bound by memory writes)."""
-    data = torch.from_numpy(x)
-    out = torch.empty(block, block)
+def blocked_gemm_seconds(x: np.ndarray, dtype: torch.dtype, block: int = 1024) -> float:
+    """Median time of the full x @ x.T in ``dtype`` computed in cache-sized blocks (this
+    machine's GEMM rate for the shape; one unblocked 20k × 20k product is bound by memory
+    writes)."""
+    data = torch.from_numpy(x).to(dtype)
+    out = torch.empty(block, block, dtype=dtype)
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -70,10 +71,12 @@ def main(quick: bool) -> None:
     ours, (sk_d, sk_i) = knn(x, k), sk.fit(x).kneighbors(return_distance=True)
     b.note(row["case"], "index agreement with sklearn", float((ours.indices == sk_i).mean()))
     b.note(row["case"], "max |distance diff|", float(np.abs(ours.distances - sk_d).max()))
-    gemm = blocked_gemm_seconds(x)
     flops = 2.0 * n * n * big_d
-    b.note(row["case"], "float32 GEMM x@x.T in 1024² blocks (s)", round(gemm, 3))
-    b.note(row["case"], "machine GEMM GFLOP/s", round(flops / gemm / 1e9, 1))
+    b.note(row["case"], "our Gram blocks", str(neighbors._GRAM_DTYPE))
+    for dtype in (torch.float32, torch.bfloat16):
+        gemm = blocked_gemm_seconds(x, dtype)
+        b.note(row["case"], f"{dtype} GEMM x@x.T in 1024² blocks (s)", round(gemm, 3))
+        b.note(row["case"], f"machine {dtype} GEMM GFLOP/s", round(flops / gemm / 1e9, 1))
     for who, seconds in (("ours", row["ours_s"]), ("sklearn", row["peer_s"])):
         b.note(
             row["case"],

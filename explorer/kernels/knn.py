@@ -94,7 +94,10 @@ def _scan_row(
     outer loop and an int32 sum (a stepped ``range``, a ``min`` bound or a bool sum made it
     3–5× slower).
     """
-    limit = keys[0] * unit + slack
+    cap = np.inf
+    if keys[0] == np.inf:  # a heap with free slots would take every point: cap it first
+        cap = _kth_upper_bound(gram, qi, ci, x_sq, x_norm, col0, self_j, keys.shape[0]) + slack
+    limit = min(cap, keys[0] * unit + slack)
     c0 = 0
     while c0 < gram.shape[0]:
         below = np.int32(0)
@@ -108,8 +111,33 @@ def _scan_row(
                 t = qi + x_sq[c] - 2.0 * np.float64(gram[j]) - ci * x_norm[c]
                 if t < limit and c != self_j:
                     _offer(keys, ids, _sq_dist(query, data[c]), c)
-                    limit = keys[0] * unit + slack
+                    limit = min(cap, keys[0] * unit + slack)
         c0 += CHUNK
+
+
+@leaf
+def _kth_upper_bound(
+    gram: np.ndarray,
+    qi: float,
+    ci: float,
+    x_sq: np.ndarray,
+    x_norm: np.ndarray,
+    col0: int,
+    self_j: int,
+    k: int,
+) -> float:
+    """The k-th smallest upper bound ``qi + ‖x‖² − 2 q·x + c·‖q‖‖x‖`` over a Gram row's points
+    (scaled units): the query's k-th nearest distance is at most this. +inf under k points."""
+    upper = np.empty(gram.shape[0])
+    count = 0
+    for j in range(gram.shape[0]):
+        c = col0 + j
+        if c != self_j and x_sq[c] < np.inf:
+            upper[count] = qi + x_sq[c] - 2.0 * np.float64(gram[j]) + ci * x_norm[c]
+            count += 1
+    if count < k:
+        return np.inf
+    return np.partition(upper[:count], k - 1)[k - 1]
 
 
 @leaf

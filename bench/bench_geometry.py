@@ -65,7 +65,7 @@ def main(quick: bool) -> None:
         peer=lambda: sk.fit(x).kneighbors(return_distance=True),
         peer_name="sklearn NearestNeighbors",
         repeat=3,
-        warmup=0,
+        warmup=1,
         peer_repeat=1,
     )
     ours, (sk_d, sk_i) = knn(x, k), sk.fit(x).kneighbors(return_distance=True)
@@ -98,7 +98,7 @@ def main(quick: bool) -> None:
         peer=lambda: skdim.id.TwoNN().fit(x).dimension_,
         peer_name="scikit-dimension",
         repeat=3,
-        warmup=0,
+        warmup=1,
         peer_repeat=1,
     )
     a, p = twonn(x), skdim.id.TwoNN().fit(x).dimension_
@@ -117,7 +117,7 @@ def main(quick: bool) -> None:
         peer=lambda: skdim.id.MLE().fit(x, n_neighbors=20).dimension_,
         peer_name="scikit-dimension",
         repeat=3,
-        warmup=0,
+        warmup=1,
         peer_repeat=1,
     )
     a, p = mle_id(x, 20), skdim.id.MLE().fit(x, n_neighbors=20).dimension_
@@ -144,7 +144,7 @@ def main(quick: bool) -> None:
         peer=peer,
         peer_name="GraphRicciCurvature",
         repeat=3,
-        warmup=0,
+        warmup=1,
         peer_repeat=1,
     )
     ours_c = graph_curvature(edges, w, m).curvature

@@ -18,7 +18,7 @@ from numba import prange
 
 from explorer.kernels._numba import leaf, parallel
 
-__all__ = ["CHUNK", "fold_block", "fold_round", "fold_rows", "sort_heaps"]
+__all__ = ["CHUNK", "fold_round", "fold_rows", "sort_heaps"]
 
 CHUNK = 32  # pairs screened per vectorised pass; block widths are multiples of it
 
@@ -192,57 +192,6 @@ def _fold_pair(
             c0 += CHUNK
 
 
-@leaf
-def fold_block(
-    gram: np.ndarray,
-    shift: int,
-    row0: int,
-    col0: int,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    coeff: float,
-    slack: np.ndarray,
-    unit: float,
-    data: np.ndarray,
-    heap_keys: np.ndarray,
-    heap_ids: np.ndarray,
-) -> None:
-    """Fold one (b, b) block of the self Gram matrix: points ``row0 …`` × ``col0 …``, row0 ≤ col0.
-
-    gram: bfloat16/float32 bit patterns (see :func:`_widen`; b a multiple of ``CHUNK``).
-    x_sq, x_norm, slack: (n_padded,) squared norms (+inf on padding), norms and screening slack
-    of the scaled points; coeff: GEMM error per unit ‖q‖‖x‖; unit: scale²; data: (n, D) float64
-    original points; heap_keys/heap_ids: (n_padded, k) max-heaps (keys −inf on padding rows).
-    A diagonal block feeds its rows (a point never enters its own heap); an off-diagonal block
-    feeds rows and columns, so each pair is multiplied once.
-    """
-    if row0 != col0:
-        _fold_pair(
-            gram, shift, row0, col0, x_sq, x_norm, coeff, slack, unit, data, heap_keys, heap_ids
-        )
-        return
-    bits = np.empty(gram.shape[1], dtype=np.uint32)
-    g = bits.view(np.float32)
-    for i in range(min(gram.shape[0], data.shape[0] - row0)):  # not the padding
-        p = row0 + i
-        _widen(gram[i], shift, bits)
-        _scan_row(
-            g,
-            x_sq[p],
-            coeff * x_norm[p],
-            slack[p],
-            unit,
-            x_sq,
-            x_norm,
-            col0,
-            p,
-            data[p],
-            data,
-            heap_keys[p],
-            heap_ids[p],
-        )
-
-
 @parallel
 def fold_round(
     grams: np.ndarray,
@@ -258,23 +207,42 @@ def fold_round(
     heap_keys: np.ndarray,
     heap_ids: np.ndarray,
 ) -> None:
-    """:func:`fold_block` on blocks (P, b, b) whose point ranges are pairwise disjoint, in
-    parallel; block p covers points ``row0s[p] …`` × ``col0s[p] …``."""
-    for p in prange(grams.shape[0]):
-        fold_block(
-            grams[p],
-            shift,
-            row0s[p],
-            col0s[p],
-            x_sq,
-            x_norm,
-            coeff,
-            slack,
-            unit,
-            data,
-            heap_keys,
-            heap_ids,
-        )
+    """Fold blocks of the self Gram matrix whose point ranges are pairwise disjoint, in parallel.
+
+    grams: (P, b, b) bfloat16/float32 bit patterns (see :func:`_widen`; b a multiple of
+    ``CHUNK``), block p = points ``row0s[p] …`` × ``col0s[p] …`` with ``row0s[p] ≤ col0s[p]``.
+    x_sq, x_norm, slack: (n_padded,) squared norms (+inf on padding), norms and screening slack
+    of the scaled points; coeff: GEMM error per unit ‖q‖‖x‖; unit: scale²; data: (n, D) float64
+    original points; heap_keys/heap_ids: (n_padded, k) max-heaps (keys −inf on padding rows).
+    A diagonal block feeds its rows (a point never enters its own heap); an off-diagonal block
+    feeds rows and columns, so each pair is multiplied once.
+    """
+    for b in prange(grams.shape[0]):
+        r0, c0 = row0s[b], col0s[b]
+        if r0 != c0:
+            _fold_pair(
+                grams[b], shift, r0, c0, x_sq, x_norm, coeff, slack, unit, data, heap_keys, heap_ids
+            )
+            continue
+        bits = np.empty(grams.shape[2], dtype=np.uint32)
+        for i in range(min(grams.shape[1], data.shape[0] - r0)):  # not the padding
+            p = r0 + i
+            _widen(grams[b, i], shift, bits)
+            _scan_row(
+                bits.view(np.float32),
+                x_sq[p],
+                coeff * x_norm[p],
+                slack[p],
+                unit,
+                x_sq,
+                x_norm,
+                c0,
+                p,
+                data[p],
+                data,
+                heap_keys[p],
+                heap_ids[p],
+            )
 
 
 @parallel
@@ -296,7 +264,7 @@ def fold_rows(
     heap_ids: np.ndarray,
 ) -> None:
     """Fold a (b_r, b_c) Gram block ``q·x`` (queries ``row0 …``, points ``col0 …``; bit patterns
-    as in :func:`fold_block`, b_c a multiple of ``CHUNK``) into the queries' heaps.
+    as in :func:`fold_round`, b_c a multiple of ``CHUNK``) into the queries' heaps.
 
     q_sq, q_norm, q_slack: (n_q,) of the scaled queries; x_sq, x_norm: (n_padded,) of the scaled
     points; queries (n_q, D), data (n, D): float64 originals; heaps (n_q, k).

@@ -160,3 +160,8 @@ def test_bad_inputs() -> None:
         knn(x, 1, query=np.zeros((2, 4)))
     with pytest.raises(ValueError, match="k must be an integer"):
         knn(x, 0)
+    for scale in (1e160, 1e-160):  # squared distances would overflow or underflow
+        with pytest.raises(ValueError, match="rescale x"):
+            knn(x * scale, 2)
+    far = x + 1e12  # a large offset is fine: only the centred spread counts
+    np.testing.assert_array_equal(knn(far, 2).indices, brute_force(far, 2)[1])

@@ -32,6 +32,7 @@ __all__ = ["Neighbors", "knn", "knn_graph"]
 _TILE_ELEMENTS = 1 << 23  # float32 Gram tile ≤ 32 MiB (torch path)
 _BLOCK = 1024  # CPU Gram blocks of ≤ 1024 × 1024 float32 (4 MiB) stay in cache
 _SAFETY = 2.0
+_REACH = (1e-150, 1e150)  # squared distances stay normal float64 numbers
 
 
 class Neighbors(NamedTuple):
@@ -127,6 +128,11 @@ def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
     data_s = data64 - center
     queries_s = data_s if self_query else queries64 - center
     reach = max(np.abs(data_s).max(), np.abs(queries_s).max())
+    if not (reach == 0 or _REACH[0] <= reach <= _REACH[1]):
+        raise ValueError(
+            f"the points' centred coordinates reach {reach:.3g}; knn squares them in float64, "
+            f"which needs magnitudes within [{_REACH[0]:g}, {_REACH[1]:g}]: rescale x (and query)"
+        )
     scale = math.ldexp(1.0, -math.frexp(reach)[1]) if reach > 0 else 1.0  # max |·| in [½, 1)
     data_s *= scale  # exact: a power of two
     if not self_query:

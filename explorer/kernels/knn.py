@@ -1,26 +1,121 @@
-"""Exact k-nearest-neighbour kernels: rigorous screening of low-precision Gram blocks.
+"""Exact k-nearest-neighbour kernels: rigorous screening of low-precision squared distances.
 
-The CPU path of :func:`explorer.analysis.geometry.knn` multiplies cache-sized blocks of the
-centred points (scaled by a power of two) with a bfloat16 or float32 BLAS GEMM. Per pair the
-kernels form ``‖q‖² + ‖x‖² − 2 q·x − c·‖q‖‖x‖``, where ``c·‖q‖‖x‖`` bounds the GEMM's rounding
-error: a lower bound on the squared distance. Only pairs whose bound is below the query's
-current k-th distance are recomputed exactly in float64, from the original points, and offered
-to the query's max-heap of its k nearest by (distance, index). So the result equals float64
-brute force with ties broken by the smaller index, and duplicates come out at distance 0.
-Screening runs a chunk at a time as a vectorised count; exact distances and heaps are touched
-only when a chunk holds a candidate.
+The CPU path of :func:`explorer.analysis.geometry.knn` has a bfloat16 or float32 BLAS GEMM
+compute, for cache-sized blocks of pairs, a value ``o`` approximating ‖h_q − h_x‖², where h is
+a scaled point rounded to the GEMM's dtype. Proven error terms turn any ``o`` into an upper
+bound on the pair's true distance (:func:`_upper`) and, back, into the largest ``o`` a pair
+within a given distance can have (:func:`_limit`).
+
+Per query the kernels keep a heap of the k smallest ``o`` seen (so the k-th nearest distance
+is at most their upper bound), a screening limit derived from it, and a buffer of candidates
+screened in. Buffers are pruned against the shrinking limit; only candidates that survive to
+the end (or crowd a full buffer) are recomputed exactly in float64 from the original points,
+summed in order, into a max-heap of the k nearest by (distance, index). So the result equals
+float64 brute force with ties broken by the smaller index, and duplicates come out at 0.
+Screening runs a chunk at a time as a vectorised count; buffers and heaps are touched only
+when a chunk holds a candidate.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import overload
 
 from explorer.kernels._numba import leaf, parallel
 
-__all__ = ["CHUNK", "fold_round", "fold_rows", "sort_heaps"]
+__all__ = ["CHUNK", "Queries", "finish", "fold_round", "fold_rows"]
 
 CHUNK = 32  # pairs screened per vectorised pass; block widths are multiples of it
+
+
+class Queries(NamedTuple):
+    """Per-query screening state (t queries, k neighbours, a buffer of C candidates).
+
+    limit (t,) float32: screened values below it may still be among the k nearest (+inf
+    before the query's first block, −inf for padding); cand (t, C) int32 and
+    cand_o (t, C) float32: candidates and their values; filled (t,) int64: buffer fill;
+    keys (t, k) float64 and ids (t, k) int64: max-heaps of exact squared distances (original
+    units) by (distance, index); rad, extra (t,) float64: error terms of the query's pairs
+    (see :func:`_upper`); rel: relative output rounding of the GEMM; unit: scale² (original
+    squared distances to scaled ones); points (t, D) float64: the original queries.
+    """
+
+    limit: np.ndarray
+    cand: np.ndarray
+    cand_o: np.ndarray
+    filled: np.ndarray
+    keys: np.ndarray
+    ids: np.ndarray
+    rad: np.ndarray
+    extra: np.ndarray
+    rel: float
+    unit: float
+    points: np.ndarray
+
+
+def _lowest_bit(mask: int | np.uint64) -> int:
+    """Index of the lowest set bit of a nonzero mask (this runs without JIT; compiled code
+    uses the CPU's count-trailing-zeros instruction, below)."""
+    return (int(mask) & -int(mask)).bit_length() - 1
+
+
+@overload(_lowest_bit)
+def _lowest_bit_compiled(mask):
+    return lambda mask: trailing_zeros(mask)  # type: ignore[call-arg]
+
+
+@leaf
+def _upper(o: float, rad: float, extra: float, rel: float) -> float:
+    """Upper bound on the (scaled) distance of a pair with screened value ``o``:
+    ‖h_q − h_x‖² ≤ o + rel·|o| + extra, and ‖h − s‖ of both points is within ``rad``."""
+    if o == np.inf:  # rel·|o| would be 0·inf for float32 GEMMs
+        return np.inf
+    return math.sqrt(max(0.0, o + rel * abs(o) + extra)) + rad
+
+
+@leaf
+def _limit(u: float, rad: float, extra: float, rel: float) -> float:
+    """A value above every ``o`` a pair at (scaled) distance ≤ u can have (the inverse of the
+    lower bound √(o − rel·|o| − extra) − rad, with a margin that survives rounding to float32)."""
+    reach = u + rad
+    return (reach * reach + extra) / (1.0 - rel) * (1.0 + 2.0**-20)
+
+
+@leaf
+def _tighten(p: int, q: Queries, u: float) -> None:
+    """Lower query p's limit to what a k-th nearest distance ≤ u allows."""
+    q.limit[p] = min(q.limit[p], np.float32(_limit(u, q.rad[p], q.extra[p], q.rel)))
+
+
+@leaf
+def _kth_bound(o: np.ndarray, k: int) -> float:
+    """A value at or above the k-th smallest of ``o`` and (unless that is ≤ 0) within 2⁻⁸ of it
+    (relative), by bisection on vectorised counts; +inf when fewer than k values are finite."""
+    hi, found, j = -np.inf, 0, 0
+    while found < k and j < o.shape[0]:  # any k values bound the k-th smallest (no min/max
+        if o[j] < np.inf:  # pass over the row: those reductions do not vectorise)
+            hi, found = max(hi, o[j]), found + 1
+        j += 1
+    if found < k:
+        return np.inf
+    lo = 0.0
+    for _ in range(40):  # invariant: at least k values ≤ hi
+        if hi - lo <= 2.0**-8 * hi:
+            break
+        mid = np.float32(0.5 * (lo + hi))  # float32, so that the count vectorises
+        below = np.int32(0)
+        for j in range(o.shape[0]):
+            below += np.int32(o[j] <= mid)
+        if below >= k:
+            hi = float(mid)
+        else:
+            lo = float(mid)
+    return hi
 
 
 @leaf
@@ -64,6 +159,55 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @leaf
+def _offer_exact(
+    query: np.ndarray, data: np.ndarray, cand: np.ndarray, keys: np.ndarray, ids: np.ndarray
+) -> None:
+    """Offer the points ``cand`` at their exact squared distances to ``query``'s heap.
+
+    Four sums run interleaved (each still in order, so every value equals :func:`_sq_dist`):
+    one sum alone waits on its additions' latency.
+    """
+    j = 0
+    while j + 4 <= cand.shape[0]:
+        a, b, c, d = data[cand[j]], data[cand[j + 1]], data[cand[j + 2]], data[cand[j + 3]]
+        sa = sb = sc = sd = 0.0
+        for t in range(query.shape[0]):
+            v = query[t]
+            da, db, dc, dd = v - a[t], v - b[t], v - c[t], v - d[t]
+            sa += da * da
+            sb += db * db
+            sc += dc * dc
+            sd += dd * dd
+        _offer(keys, ids, sa, cand[j])
+        _offer(keys, ids, sb, cand[j + 1])
+        _offer(keys, ids, sc, cand[j + 2])
+        _offer(keys, ids, sd, cand[j + 3])
+        j += 4
+    for r in range(j, cand.shape[0]):
+        _offer(keys, ids, _sq_dist(query, data[cand[r]]), cand[r])
+
+
+@leaf
+def _prune(p: int, q: Queries, data: np.ndarray, keep: int) -> int:
+    """Tighten query p's limit by the k-th smallest value in its buffer and drop the candidates
+    it rules out; if more than ``keep`` remain, offer them exactly to its heap and empty the
+    buffer. Returns the new fill."""
+    cand, cand_o, m = q.cand[p], q.cand_o[p], q.filled[p]
+    _tighten(p, q, _upper(_kth_bound(cand_o[:m], q.keys.shape[1]), q.rad[p], q.extra[p], q.rel))
+    limit, m = q.limit[p], 0
+    for j in range(q.filled[p]):
+        if cand_o[j] < limit:
+            cand[m], cand_o[m] = cand[j], cand_o[j]
+            m += 1
+    if m > keep:
+        _offer_exact(q.points[p], data, cand[:m], q.keys[p], q.ids[p])
+        m = 0
+        _tighten(p, q, math.sqrt(q.keys[p, 0] * q.unit) * (1.0 + 2.0**-40))
+    q.filled[p] = m
+    return m
+
+
+@leaf
 def _widen(gram_row: np.ndarray, shift: int, bits: np.ndarray) -> None:
     """float32 bit patterns of a Gram row: bfloat16 as uint16 (shift 16) or float32 as uint32
     (shift 0), into ``bits`` (uint32, read through a float32 view)."""
@@ -72,123 +216,72 @@ def _widen(gram_row: np.ndarray, shift: int, bits: np.ndarray) -> None:
 
 
 @leaf
-def _scan_row(
-    gram: np.ndarray,
-    qi: float,
-    ci: float,
-    slack: float,
-    unit: float,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    col0: int,
-    self_j: int,
-    query: np.ndarray,
-    data: np.ndarray,
-    keys: np.ndarray,
-    ids: np.ndarray,
-) -> None:
-    """Offer the points ``col0 + j ≠ self_j`` of one Gram row (float32, a multiple of ``CHUNK``
-    long) to a query's heap (keys in original units; ``unit`` converts them to the scaled ones).
+def _scan_row(o: np.ndarray, p: int, col0: int, q: Queries, data: np.ndarray) -> None:
+    """Screen the points ``col0 + j`` of one widened Gram row ``o`` (a multiple of ``CHUNK``
+    long; +inf where a point must not be taken) into query p. A query's first row starts its
+    limit from the row's k-th smallest value.
 
     Keep the screen's shape: LLVM vectorises it only with a literal trip count, a ``while``
-    outer loop and an int32 sum (a stepped ``range``, a ``min`` bound or a bool sum made it
+    outer loop and an integer mask (a stepped ``range``, a ``min`` bound or a bool sum made it
     3–5× slower).
     """
-    cap = np.inf
-    if keys[0] == np.inf:  # a heap with free slots would take every point: cap it first
-        cap = _kth_upper_bound(gram, qi, ci, x_sq, x_norm, col0, self_j, keys.shape[0]) + slack
-    limit = min(cap, keys[0] * unit + slack)
+    if q.limit[p] == np.inf:
+        _tighten(p, q, _upper(_kth_bound(o, q.keys.shape[1]), q.rad[p], q.extra[p], q.rel))
+    # unpacked once: reading a field of q (or passing q to a call) per candidate counts
+    # references on all of it, which made screening 10× slower; q only goes to the rare prune
+    limits, cand, cand_o, filled = q.limit, q.cand, q.cand_o, q.filled
+    capacity = cand.shape[1]
+    limit = limits[p]
     c0 = 0
-    while c0 < gram.shape[0]:
-        below = np.int32(0)
+    while c0 < o.shape[0]:
+        mask = np.uint64(0)
         for j in range(CHUNK):
-            c = col0 + c0 + j
-            t = qi + x_sq[c] - 2.0 * np.float64(gram[c0 + j]) - ci * x_norm[c]
-            below += np.int32(t < limit)
-        if below:
-            for j in range(c0, c0 + CHUNK):
-                c = col0 + j
-                t = qi + x_sq[c] - 2.0 * np.float64(gram[j]) - ci * x_norm[c]
-                if t < limit and c != self_j:
-                    _offer(keys, ids, _sq_dist(query, data[c]), c)
-                    limit = min(cap, keys[0] * unit + slack)
+            mask |= np.uint64(o[c0 + j] < limit) << np.uint64(j)
+        while mask:
+            j = c0 + _lowest_bit(mask)
+            mask &= mask - np.uint64(1)
+            m = filled[p] if filled[p] < capacity else _prune(p, q, data, capacity // 2)
+            cand[p, m], cand_o[p, m], filled[p] = col0 + j, o[j], m + 1
+        limit = limits[p]
         c0 += CHUNK
 
 
 @leaf
-def _kth_upper_bound(
-    gram: np.ndarray,
-    qi: float,
-    ci: float,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    col0: int,
-    self_j: int,
-    k: int,
-) -> float:
-    """The k-th smallest upper bound ``qi + ‖x‖² − 2 q·x + c·‖q‖‖x‖`` over a Gram row's points
-    (scaled units): the query's k-th nearest distance is at most this. +inf under k points."""
-    upper = np.empty(gram.shape[0])
-    count = 0
-    for j in range(gram.shape[0]):
-        c = col0 + j
-        if c != self_j and x_sq[c] < np.inf:
-            upper[count] = qi + x_sq[c] - 2.0 * np.float64(gram[j]) + ci * x_norm[c]
-            count += 1
-    if count < k:
-        return np.inf
-    return np.partition(upper[:count], k - 1)[k - 1]
-
-
-@leaf
 def _fold_pair(
-    gram: np.ndarray,
-    shift: int,
-    row0: int,
-    col0: int,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    coeff: float,
-    slack: np.ndarray,
-    unit: float,
-    data: np.ndarray,
-    heap_keys: np.ndarray,
-    heap_ids: np.ndarray,
+    gram: np.ndarray, shift: int, row0: int, col0: int, q: Queries, data: np.ndarray
 ) -> None:
-    """Offer an off-diagonal block of the self Gram matrix to its rows' and its columns' heaps.
+    """Screen an off-diagonal block of the self Gram matrix into its rows and its columns.
 
-    Block entry (i, j) is the pair (row0 + i, col0 + j); each pair is screened against both
-    heaps at once and its exact distance computed at most once.
+    Block entry (i, j) is the pair (row0 + i, col0 + j); each pair is screened for both
+    points at once.
     """
     rows, cols = gram.shape
     bits = np.empty(cols, dtype=np.uint32)
-    g = bits.view(np.float32)
-    col_limit = np.empty(cols)
-    for j in range(cols):
-        col_limit[j] = heap_keys[col0 + j, 0] * unit + slack[col0 + j]
-    base, norm = x_sq[col0 : col0 + cols], x_norm[col0 : col0 + cols]
+    o = bits.view(np.float32)
+    limits, cand, cand_o, filled = q.limit, q.cand, q.cand_o, q.filled  # see _scan_row
+    capacity = cand.shape[1]
+    col_limit = limits[col0 : col0 + cols]
     for i in range(rows):
         p = row0 + i
         _widen(gram[i], shift, bits)
-        keys, ids = heap_keys[p], heap_ids[p]
-        xi, ci = x_sq[p], coeff * x_norm[p]
-        limit = keys[0] * unit + slack[p]
+        limit = limits[p]
         c0 = 0
         while c0 < cols:
-            below = np.int32(0)
+            mask = np.uint64(0)
             for j in range(CHUNK):
-                t = xi + base[c0 + j] - 2.0 * np.float64(g[c0 + j]) - ci * norm[c0 + j]
-                below += np.int32(t < limit) | np.int32(t < col_limit[c0 + j])
-            if below:
-                for j in range(c0, c0 + CHUNK):
-                    t = xi + base[j] - 2.0 * np.float64(g[j]) - ci * norm[j]
-                    if t < limit or t < col_limit[j]:
-                        q = col0 + j
-                        d = _sq_dist(data[p], data[q])
-                        _offer(keys, ids, d, q)
-                        _offer(heap_keys[q], heap_ids[q], d, p)
-                        limit = keys[0] * unit + slack[p]
-                        col_limit[j] = heap_keys[q, 0] * unit + slack[q]
+                below = np.uint64(o[c0 + j] < limit) | np.uint64(o[c0 + j] < col_limit[c0 + j])
+                mask |= below << np.uint64(j)
+            while mask:
+                j = c0 + _lowest_bit(mask)
+                mask &= mask - np.uint64(1)
+                if o[j] < limit:
+                    m = filled[p] if filled[p] < capacity else _prune(p, q, data, capacity // 2)
+                    cand[p, m], cand_o[p, m], filled[p] = col0 + j, o[j], m + 1
+                if o[j] < col_limit[j]:
+                    r = col0 + j
+                    m = filled[r] if filled[r] < capacity else _prune(r, q, data, capacity // 2)
+                    cand[r, m], cand_o[r, m], filled[r] = p, o[j], m + 1
+            limit = limits[p]
             c0 += CHUNK
 
 
@@ -198,96 +291,44 @@ def fold_round(
     shift: int,
     row0s: np.ndarray,
     col0s: np.ndarray,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    coeff: float,
-    slack: np.ndarray,
-    unit: float,
+    q: Queries,
     data: np.ndarray,
-    heap_keys: np.ndarray,
-    heap_ids: np.ndarray,
 ) -> None:
-    """Fold blocks of the self Gram matrix whose point ranges are pairwise disjoint, in parallel.
+    """Screen blocks of the self Gram matrix whose point ranges are pairwise disjoint, in
+    parallel.
 
     grams: (P, b, b) bfloat16/float32 bit patterns (see :func:`_widen`; b a multiple of
-    ``CHUNK``), block p = points ``row0s[p] …`` × ``col0s[p] …`` with ``row0s[p] ≤ col0s[p]``.
-    x_sq, x_norm, slack: (n_padded,) squared norms (+inf on padding), norms and screening slack
-    of the scaled points; coeff: GEMM error per unit ‖q‖‖x‖; unit: scale²; data: (n, D) float64
-    original points; heap_keys/heap_ids: (n_padded, k) max-heaps (keys −inf on padding rows).
-    A diagonal block feeds its rows (a point never enters its own heap); an off-diagonal block
-    feeds rows and columns, so each pair is multiplied once.
+    ``CHUNK``), block p = points ``row0s[p] …`` × ``col0s[p] …`` with ``row0s[p] ≤ col0s[p]``;
+    q: the state of every (padded) point; data: (n, D) float64 original points. A diagonal
+    block feeds its rows (a point never screens itself in); an off-diagonal block feeds rows
+    and columns, so each pair is multiplied once.
     """
     for b in prange(grams.shape[0]):
         r0, c0 = row0s[b], col0s[b]
         if r0 != c0:
-            _fold_pair(
-                grams[b], shift, r0, c0, x_sq, x_norm, coeff, slack, unit, data, heap_keys, heap_ids
-            )
+            _fold_pair(grams[b], shift, r0, c0, q, data)
             continue
         bits = np.empty(grams.shape[2], dtype=np.uint32)
+        o = bits.view(np.float32)
         for i in range(min(grams.shape[1], data.shape[0] - r0)):  # not the padding
-            p = r0 + i
             _widen(grams[b, i], shift, bits)
-            _scan_row(
-                bits.view(np.float32),
-                x_sq[p],
-                coeff * x_norm[p],
-                slack[p],
-                unit,
-                x_sq,
-                x_norm,
-                c0,
-                p,
-                data[p],
-                data,
-                heap_keys[p],
-                heap_ids[p],
-            )
+            o[i] = np.inf  # a point is not its own neighbour
+            _scan_row(o, r0 + i, c0, q, data)
 
 
 @parallel
 def fold_rows(
-    gram: np.ndarray,
-    shift: int,
-    row0: int,
-    col0: int,
-    q_sq: np.ndarray,
-    q_norm: np.ndarray,
-    q_slack: np.ndarray,
-    x_sq: np.ndarray,
-    x_norm: np.ndarray,
-    coeff: float,
-    unit: float,
-    queries: np.ndarray,
-    data: np.ndarray,
-    heap_keys: np.ndarray,
-    heap_ids: np.ndarray,
+    gram: np.ndarray, shift: int, row0: int, col0: int, q: Queries, data: np.ndarray
 ) -> None:
-    """Fold a (b_r, b_c) Gram block ``q·x`` (queries ``row0 …``, points ``col0 …``; bit patterns
-    as in :func:`fold_round`, b_c a multiple of ``CHUNK``) into the queries' heaps.
+    """Screen a (b_r, b_c) Gram block (queries ``row0 …``, points ``col0 …``; bit patterns as
+    in :func:`fold_round`, b_c a multiple of ``CHUNK``) into the queries' states.
 
-    q_sq, q_norm, q_slack: (n_q,) of the scaled queries; x_sq, x_norm: (n_padded,) of the scaled
-    points; queries (n_q, D), data (n, D): float64 originals; heaps (n_q, k).
+    data: (n, D) float64 original points.
     """
     for i in prange(gram.shape[0]):
-        p = row0 + i
         bits = np.empty(gram.shape[1], dtype=np.uint32)
         _widen(gram[i], shift, bits)
-        _scan_row(
-            bits.view(np.float32),
-            q_sq[p],
-            coeff * q_norm[p],
-            q_slack[p],
-            unit,
-            x_sq,
-            x_norm,
-            col0,
-            -1,
-            queries[p],
-            data,
-            heap_keys[p],
-            heap_ids[p],
-        )
+        _scan_row(bits.view(np.float32), row0 + i, col0, q, data)
 
 
 @leaf
@@ -302,8 +343,10 @@ def _sort_pairs(dist: np.ndarray, ids: np.ndarray) -> None:
         dist[b + 1], ids[b + 1] = dv, iv
 
 
-@leaf
-def sort_heaps(keys: np.ndarray, ids: np.ndarray) -> None:
-    """Sort each row of (keys, ids) (t, k) by (distance, index), in place."""
-    for i in range(keys.shape[0]):
-        _sort_pairs(keys[i], ids[i])
+@parallel
+def finish(q: Queries, data: np.ndarray, t: int) -> None:
+    """Offer the first t queries' surviving candidates exactly and sort their heaps by
+    (distance, index): ``q.keys[:t]`` are then the squared distances of the k nearest."""
+    for p in prange(t):
+        _prune(p, q, data, 0)
+        _sort_pairs(q.keys[p], q.ids[p])

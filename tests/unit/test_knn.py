@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 
 from explorer.analysis.geometry import knn, knn_graph, neighbors
 from explorer.analysis.geometry.neighbors import _knn_torch
+from explorer.kernels import knn as kernels
 
 
 def brute_force(x: np.ndarray, k: int, query: np.ndarray | None = None):
@@ -61,23 +62,32 @@ def test_blocked_path_equals_brute_force(
 
 
 @pytest.mark.parametrize("gram_dtype", [torch.bfloat16, torch.float32])
-def test_gemm_error_bound_holds(gram_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The screen's lower bound is a lower bound: |GEMM − exact| ≤ c·‖q‖‖x‖ on every pair, for
-    spread-out, offset and badly scaled data (the bound is what makes the result exact)."""
+def test_screen_bounds_hold_on_every_pair(
+    gram_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What makes the result exact: for every pair, the GEMM's value o bounds the distance d
+    from above (d ≤ upper(o)) and a pair at d is never screened out (o < limit(d)); pairs with
+    padding come out +inf. Spread-out, offset, badly scaled and duplicated data."""
     monkeypatch.setattr(neighbors, "_GRAM_DTYPE", gram_dtype)
     rng = np.random.default_rng(5)
+    base = rng.normal(size=(150, 64))
     for x in (
-        rng.normal(size=(300, 64)),
-        rng.normal(size=(300, 64)) * 1e-3 + 1e4,
-        rng.normal(size=(300, 64)) * np.logspace(-6, 3, 64),
+        base,
+        base * 1e-3 + 1e4,
+        base * np.logspace(-6, 3, 64),
+        np.vstack([base[:75], base[:75]]),
     ):
         s = (x - x.mean(axis=0)) * 2.0**-8
-        sq = np.einsum("ij,ij->i", s, s)
-        points = neighbors._screened(s, sq, float(sq.max()))
-        approx = (points.low @ points.low.T).double().numpy()
-        error = np.abs(approx - s @ s.T) * 2  # the −2 q·x term of the squared distance
-        bound = neighbors._gemm_error(gram_dtype, s.shape[1]) * np.outer(points.norm, points.norm)
-        assert np.all(error <= bound)
+        points = neighbors._lowered(s, len(s) + 10)
+        o = (points.left @ points.right.T).double().numpy()
+        assert np.all(o[:, len(s) :] == np.inf) and np.all(o[len(s) :] == np.inf)
+        q = neighbors._queries(points, points, x, len(s), 3, 2.0**-16)
+        d = np.sqrt(cdist(s, s, "sqeuclidean"))
+        for p in range(len(s)):
+            rad, extra = q.rad[p], q.extra[p]
+            for c in range(len(s)):
+                assert d[p, c] <= kernels._upper(o[p, c], rad, extra, q.rel)
+                assert o[p, c] < np.float32(kernels._limit(d[p, c], rad, extra, q.rel))
 
 
 def test_block_rounds_cover_every_pair_once_without_sharing_a_block() -> None:

@@ -55,16 +55,8 @@ def _bfloat16_is_fast() -> bool:
 
 
 _GRAM_DTYPE = torch.bfloat16 if _bfloat16_is_fast() else torch.float32
-_UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
-
-
-def _gemm_error(dtype: torch.dtype, dim: int) -> float:
-    """c with |computed − exact| squared distance ≤ c·‖q‖‖x‖ for a ``dtype`` GEMM whose
-    products accumulate in float32: input rounding (2u), accumulation ((D + 2)·u₃₂) and, for
-    bfloat16, output rounding (u); 2·… for the −2 q·x term, times a safety factor."""
-    u = _UNIT_ROUNDOFF[dtype]
-    terms = (3 * u if dtype == torch.bfloat16 else 2 * u) + (dim + 2) * 2.0**-24
-    return 2.0 * _SAFETY * terms
+_OUTPUT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 0.0}  # float32 sums are the output
+_SMALLEST_NORMAL = 2.0**-126  # GEMMs may flush anything below (AMX does)
 
 
 def knn(
@@ -103,21 +95,87 @@ def knn(
     return _knn_numba(as_numpy(x), None if self_query else as_numpy(query), k)
 
 
-class _Scaled(NamedTuple):
-    """Points centred and scaled by a power of two, in the GEMM's dtype, with what the screen
-    needs per point: squared norms, norms and slack (all in scaled units, float64)."""
+class _Lowered(NamedTuple):
+    """Scaled points s as GEMM operands: ``left[p] · right[q]`` approximates ‖h_p − h_q‖², where
+    h is s rounded to the GEMM's dtype; with what bounds the error (float64 per point).
 
-    low: torch.Tensor
-    sq: np.ndarray
+    left (t, w): [h, pieces of ‖h‖², 1, 1, 1, 0…]; right (t, w): [−2h, 1, 1, 1, pieces, 0…];
+    norm: ‖h‖; resid ≥ ‖s − h‖; rho ≥ |‖h‖² − Σ pieces| (‖h‖² split in 3 pieces exactly as far
+    as the dtype allows).
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
     norm: np.ndarray
-    slack: np.ndarray
+    resid: np.ndarray
+    rho: np.ndarray
 
 
-def _screened(s: np.ndarray, sq: np.ndarray, sq_max: float) -> _Scaled:
-    """Scaled points s (t, D) with squared norms sq; the slack covers float64 rounding
-    (centring, norms, the exact distances)."""
-    slack = (s.shape[1] + 8) * 2.0**-50 * (sq + sq_max) + 1e-300
-    return _Scaled(torch.from_numpy(s).to(_GRAM_DTYPE), sq, np.sqrt(sq), slack)
+_PIECES = 3
+
+
+def _rounded(a: np.ndarray) -> torch.Tensor:
+    """``a`` rounded to the GEMM's dtype, subnormals flushed to zero (as AMX does)."""
+    low = torch.from_numpy(a).to(_GRAM_DTYPE)
+    low[low.abs() < _SMALLEST_NORMAL] = 0
+    return low
+
+
+def _lowered(s: np.ndarray, total: int | None = None) -> _Lowered:
+    """GEMM operands of the scaled points s (t, D), padded to ``total`` rows whose squared norm
+    is +inf, so that every pair with one comes out +inf."""
+    t, dim = s.shape
+    h_low = _rounded(s)
+    h = h_low.double().numpy()
+    sq = np.einsum("ij,ij->i", h, h)
+    pieces, rest = torch.empty((t, _PIECES), dtype=_GRAM_DTYPE), sq.copy()
+    for i in range(_PIECES):
+        pieces[:, i] = _rounded(rest)
+        rest -= pieces[:, i].double().numpy()
+    rho = np.abs(rest) + (dim + 8) * 2.0**-52 * sq
+    resid = np.sqrt(np.einsum("ij,ij->i", s - h, s - h)) * (1.0 + 2.0**-40)
+    norm_cols, ones_cols = slice(dim, dim + _PIECES), slice(dim + _PIECES, dim + 2 * _PIECES)
+    left, right = torch.zeros((2, total or t, _round_up(dim + 2 * _PIECES, 8)), dtype=_GRAM_DTYPE)
+    left[:t, :dim], right[:t, :dim] = h_low, -2 * h_low  # exact: a power of two
+    left[:t, norm_cols], right[:t, ones_cols] = pieces, pieces
+    left[:, ones_cols], right[:, norm_cols] = 1, 1
+    left[t:, dim], right[t:, dim + _PIECES] = torch.inf, torch.inf
+    return _Lowered(left, right, np.sqrt(sq), resid, rho)
+
+
+def _queries(
+    rows: _Lowered, cols: _Lowered, originals: np.ndarray, total: int, k: int, unit: float
+) -> kernels.Queries:
+    """Fresh screening state for ``total`` queries (the first len(originals) real) against the
+    points ``cols``: error terms of every pair (see :mod:`explorer.kernels.knn`)."""
+    n = len(originals)
+    width = rows.left.shape[1]
+    gamma = _SAFETY * (width + 1) * 2.0**-24 / (1.0 - (width + 1) * 2.0**-24)  # float32 sums
+    rel = _SAFETY * _OUTPUT_ROUNDOFF[_GRAM_DTYPE]
+    rad, extra = np.zeros(total), np.zeros(total)
+    rad[:n] = rows.resid + cols.resid.max()
+    extra[:n] = (
+        gamma * (rows.norm + cols.norm.max()) ** 2 * (1.0 + 2.0**-6)
+        + rows.rho
+        + cols.rho.max()
+        + width * 4.0 * _SMALLEST_NORMAL
+    )
+    limit = np.full(total, np.inf, dtype=np.float32)
+    limit[n:] = -np.inf  # padding takes nothing
+    capacity = 4 * k + 32  # pruned when full: smaller prunes more often, larger screens more
+    return kernels.Queries(
+        limit=limit,
+        cand=np.empty((total, capacity), dtype=np.int32),
+        cand_o=np.empty((total, capacity), dtype=np.float32),
+        filled=np.zeros(total, dtype=np.int64),
+        keys=np.full((total, k), np.inf),
+        ids=np.full((total, k), -1, dtype=np.int64),
+        rad=rad,
+        extra=extra,
+        rel=rel / (1.0 - rel),
+        unit=unit,
+        points=originals,
+    )
 
 
 def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
@@ -137,32 +195,16 @@ def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
     data_s *= scale  # exact: a power of two
     if not self_query:
         queries_s *= scale
-    data_sq = np.einsum("ij,ij->i", data_s, data_s)
-    queries_sq = data_sq if self_query else np.einsum("ij,ij->i", queries_s, queries_s)
-    sq_max = max(float(data_sq.max()), float(queries_sq.max()))
-    points = _screened(data_s, data_sq, sq_max)
-    coeff = _gemm_error(_GRAM_DTYPE, data64.shape[1])
     if self_query:
-        keys, ids = _self_heaps(points, data64, k, coeff, scale * scale)
+        q = _self_neighbours(data_s, data64, k, scale * scale)
     else:
-        queries = _screened(queries_s, queries_sq, sq_max)
-        keys, ids = _query_heaps(queries, points, queries64, data64, k, coeff, scale * scale)
-    kernels.sort_heaps(keys, ids)
-    return Neighbors(np.sqrt(keys), ids)
+        q = _query_neighbours(queries_s, data_s, queries64, data64, k, scale * scale)
+    t = len(queries64)
+    return Neighbors(np.sqrt(q.keys[:t]), q.ids[:t])
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
-
-
-def _padded(points: _Scaled, rows: int) -> _Scaled:
-    """Zero rows appended up to ``rows``, with ‖x‖² = +inf so the screen never passes them."""
-    n = len(points.sq)
-    low = torch.zeros((rows, points.low.shape[1]), dtype=points.low.dtype)
-    low[:n] = points.low
-    sq, norm, slack = np.full(rows, np.inf), np.zeros(rows), np.zeros(rows)
-    sq[:n], norm[:n], slack[:n] = points.sq, points.norm, points.slack
-    return _Scaled(low, sq, norm, slack)
 
 
 def _bits(gram: torch.Tensor) -> tuple[np.ndarray, int]:
@@ -172,45 +214,31 @@ def _bits(gram: torch.Tensor) -> tuple[np.ndarray, int]:
     return gram.view(torch.int32).numpy().view(np.uint32), 0
 
 
-def _self_heaps(
-    points: _Scaled, data64: np.ndarray, k: int, coeff: float, unit: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's k nearest others, as (n, k) heaps of exact squared distances and indices.
+def _self_neighbours(
+    data_s: np.ndarray, data64: np.ndarray, k: int, unit: float
+) -> kernels.Queries:
+    """Each point's k nearest others (the state after :func:`kernels.finish`).
 
     Points are padded to nb blocks of b, a multiple of the kernels' chunk. Each round multiplies
     blocks with disjoint point ranges and folds them in parallel: first the diagonal blocks,
     then every off-diagonal pair once (circle method).
     """
-    n, dim = data64.shape
+    n = len(data64)
     nb = -(-n // _BLOCK)
     b = _round_up(-(-n // nb), kernels.CHUNK)
-    padded = _padded(points, nb * b)
-    keys = np.full((nb * b, k), np.inf)
-    keys[n:] = -np.inf  # padding rows accept nothing
-    ids = np.full((nb * b, k), -1, dtype=np.int64)
-    blocks = padded.low.view(nb, b, dim)
+    points = _lowered(data_s, nb * b)
+    q = _queries(points, points, data64, nb * b, k, unit)
+    left, right = (side.view(nb, b, -1) for side in (points.left, points.right))
     per_round = max(1, nb // 2)
-    grams = torch.empty((per_round, b, b), dtype=padded.low.dtype)
+    grams = torch.empty((per_round, b, b), dtype=left.dtype)
     bits, shift = _bits(grams)
     for pairs in _rounds(nb, per_round):
         for p, (i, j) in enumerate(pairs):
-            torch.mm(blocks[i], blocks[j].T, out=grams[p])  # BLAS GEMM
+            torch.mm(left[i], right[j].T, out=grams[p])  # BLAS GEMM
         row0s, col0s = (np.array(ends, dtype=np.int64) * b for ends in zip(*pairs, strict=True))
-        kernels.fold_round(
-            bits[: len(pairs)],
-            shift,
-            row0s,
-            col0s,
-            padded.sq,
-            padded.norm,
-            coeff,
-            padded.slack,
-            unit,
-            data64,
-            keys,
-            ids,
-        )
-    return keys[:n], ids[:n]
+        kernels.fold_round(bits[: len(pairs)], shift, row0s, col0s, q, data64)
+    kernels.finish(q, data64, n)
+    return q
 
 
 def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
@@ -226,44 +254,29 @@ def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
     return [r for r in rounds if r]
 
 
-def _query_heaps(
-    queries: _Scaled,
-    points: _Scaled,
+def _query_neighbours(
+    queries_s: np.ndarray,
+    data_s: np.ndarray,
     queries64: np.ndarray,
     data64: np.ndarray,
     k: int,
-    coeff: float,
     unit: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's k nearest points, as (n_q, k) heaps of exact squared distances and indices."""
+) -> kernels.Queries:
+    """Each query's k nearest points (the state after :func:`kernels.finish`)."""
     nq = len(queries64)
-    keys, ids = np.full((nq, k), np.inf), np.full((nq, k), -1, dtype=np.int64)
-    padded = _padded(points, _round_up(len(data64), kernels.CHUNK))
-    buffer = torch.empty(_BLOCK * _BLOCK, dtype=padded.low.dtype)
+    queries = _lowered(queries_s)
+    points = _lowered(data_s, _round_up(len(data64), kernels.CHUNK))
+    q = _queries(queries, points, queries64, nq, k, unit)
+    buffer = torch.empty(_BLOCK * _BLOCK, dtype=points.left.dtype)
     for r0 in range(0, nq, _BLOCK):
-        for c0 in range(0, len(padded.sq), _BLOCK):
-            q, x = queries.low[r0 : r0 + _BLOCK], padded.low[c0 : c0 + _BLOCK]
-            gram = buffer[: len(q) * len(x)].view(len(q), len(x))
-            torch.mm(q, x.T, out=gram)  # BLAS GEMM
+        for c0 in range(0, len(points.right), _BLOCK):
+            a, x = queries.left[r0 : r0 + _BLOCK], points.right[c0 : c0 + _BLOCK]
+            gram = buffer[: len(a) * len(x)].view(len(a), len(x))
+            torch.mm(a, x.T, out=gram)  # BLAS GEMM
             bits, shift = _bits(gram)
-            kernels.fold_rows(
-                bits,
-                shift,
-                r0,
-                c0,
-                queries.sq,
-                queries.norm,
-                queries.slack,
-                padded.sq,
-                padded.norm,
-                coeff,
-                unit,
-                queries64,
-                data64,
-                keys,
-                ids,
-            )
-    return keys, ids
+            kernels.fold_rows(bits, shift, r0, c0, q, data64)
+    kernels.finish(q, data64, nq)
+    return q
 
 
 def _sort_by_distance_then_index(sq: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -242,16 +242,16 @@ def _self_neighbours(
 
 
 def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
-    """Block pairs (i ≤ j) grouped so that no two pairs in a round share a block."""
-    diagonal = [(i, i) for i in range(nb)]
-    rounds = [diagonal[s : s + per_round] for s in range(0, nb, per_round)]
+    """Block pairs (i ≤ j), at most ``per_round`` a round, no two in a round sharing a block:
+    the diagonal, then the circle method's rounds."""
+    circle: list[list[tuple[int, int]]] = [[(i, i) for i in range(nb)]]
     players: list[int | None] = [*range(nb), *([None] if nb % 2 else [])]
     half = len(players) // 2
     for _ in range(len(players) - 1):
         pairs = [(players[i], players[-1 - i]) for i in range(half)]
-        rounds.append([(min(i, j), max(i, j)) for i, j in pairs if i is not None and j is not None])
+        circle.append([(min(i, j), max(i, j)) for i, j in pairs if i is not None and j is not None])
         players = [players[0], players[-1], *players[1:-1]]
-    return [r for r in rounds if r]
+    return [r[s : s + per_round] for r in circle for s in range(0, len(r), per_round)]
 
 
 def _query_neighbours(

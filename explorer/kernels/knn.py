@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from explorer.kernels._numba import leaf, parallel
 
-__all__ = ["CHUNK", "Queries", "finish", "fold_round", "fold_rows"]
+__all__ = ["CHUNK", "Queries", "finish", "fold_round", "fold_rows", "rounding_norms"]
 
 CHUNK = 32  # pairs screened per vectorised pass; block widths are multiples of it
 
@@ -350,3 +350,17 @@ def finish(q: Queries, data: np.ndarray, t: int) -> None:
     for p in prange(t):
         _prune(p, q, data, 0)
         _sort_pairs(q.keys[p], q.ids[p])
+
+
+@parallel
+def rounding_norms(s: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+    """Per row of points s (n, D) and their rounding h (n, D), float64: ‖h‖², ‖s − h‖² and ‖s‖²
+    into out (n, 3), in one pass without temporaries."""
+    for p in prange(s.shape[0]):
+        hh = rr = ss = 0.0
+        for d in range(s.shape[1]):
+            e = s[p, d] - h[p, d]
+            hh += h[p, d] * h[p, d]
+            rr += e * e
+            ss += s[p, d] * s[p, d]
+        out[p, 0], out[p, 1], out[p, 2] = hh, rr, ss

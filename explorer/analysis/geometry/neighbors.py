@@ -127,13 +127,16 @@ def _lowered(s: np.ndarray, total: int | None = None) -> _Lowered:
     t, dim = s.shape
     h_low = _rounded(s)
     h = h_low.double().numpy()
-    sq = np.einsum("ij,ij->i", h, h)
+    norms = np.empty((t, 3))
+    kernels.rounding_norms(s, h, norms)
+    sq, resid_sq, s_sq = norms.T
     pieces, rest = torch.empty((t, _PIECES), dtype=_GRAM_DTYPE), sq.copy()
     for i in range(_PIECES):
         pieces[:, i] = _rounded(rest)
         rest -= pieces[:, i].double().numpy()
     rho = np.abs(rest) + (dim + 8) * 2.0**-52 * sq
-    resid = np.sqrt(np.einsum("ij,ij->i", s - h, s - h)) * (1.0 + 2.0**-40)
+    # ‖s − h‖ (its float64 rounding included), plus float64's rounding of s itself (the centring)
+    resid = np.sqrt(resid_sq) * (1.0 + 2.0**-40) + 2.0**-50 * np.sqrt(s_sq)
     norm_cols, ones_cols = slice(dim, dim + _PIECES), slice(dim + _PIECES, dim + 2 * _PIECES)
     left, right = torch.zeros((2, total or t, _round_up(dim + 2 * _PIECES, 8)), dtype=_GRAM_DTYPE)
     left[:t, :dim], right[:t, :dim] = h_low, -2 * h_low  # exact: a power of two
@@ -185,7 +188,7 @@ def _knn_numba(x: np.ndarray, query: np.ndarray | None, k: int) -> Neighbors:
     center = data64.mean(axis=0)
     data_s = data64 - center
     queries_s = data_s if self_query else queries64 - center
-    reach = max(np.abs(data_s).max(), np.abs(queries_s).max())
+    reach = max(-data_s.min(), data_s.max(), -queries_s.min(), queries_s.max())  # no |·| copy
     if not (reach == 0 or _REACH[0] <= reach <= _REACH[1]):
         raise ValueError(
             f"the points' centred coordinates reach {reach:.3g}; knn squares them in float64, "

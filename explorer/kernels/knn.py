@@ -1,19 +1,19 @@
 """Exact k-nearest-neighbour kernels: rigorous screening of low-precision squared distances.
 
-The CPU path of :func:`explorer.analysis.geometry.knn` has a bfloat16 or float32 BLAS GEMM
-compute, for cache-sized blocks of pairs, a value ``o`` approximating ‖h_q − h_x‖², where h is
+In the CPU path of :func:`explorer.analysis.geometry.knn` a bfloat16 or float32 BLAS GEMM
+computes, for cache-sized blocks of pairs, a value ``o`` approximating ‖h_q − h_x‖², where h is
 a scaled point rounded to the GEMM's dtype. Proven error terms turn any ``o`` into an upper
 bound on the pair's true distance (:func:`_upper`) and, back, into the largest ``o`` a pair
 within a given distance can have (:func:`_limit`).
 
-Per query the kernels keep a heap of the k smallest ``o`` seen (so the k-th nearest distance
-is at most their upper bound), a screening limit derived from it, and a buffer of candidates
-screened in. Buffers are pruned against the shrinking limit; only candidates that survive to
-the end (or crowd a full buffer) are recomputed exactly in float64 from the original points,
-summed in order, into a max-heap of the k nearest by (distance, index). So the result equals
-float64 brute force with ties broken by the smaller index, and duplicates come out at 0.
-Screening runs a chunk at a time as a vectorised count; buffers and heaps are touched only
-when a chunk holds a candidate.
+Per query the kernels keep a screening limit and a buffer of the candidates screened in. The
+limit starts from the k-th smallest ``o`` of the query's first block and tightens, whenever the
+buffer fills, to what the k-th smallest value in the buffer allows; candidates it rules out
+are dropped. Only the survivors (about 1.2 k per query at the end) are recomputed exactly in
+float64 from the original points, summed in order, into a max-heap of the k nearest by
+(distance, index). So the result equals float64 brute force with ties broken by the smaller
+index, and duplicates come out at 0. Screening runs a chunk at a time as a vectorised
+comparison; buffers are touched only where a chunk holds a candidate.
 """
 
 from __future__ import annotations

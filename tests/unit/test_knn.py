@@ -90,6 +90,28 @@ def test_screen_bounds_hold_on_every_pair(
                 assert o[p, c] < np.float32(kernels._limit(d[p, c], rad, extra, q.rel))
 
 
+@pytest.mark.kernels
+def test_kth_bound_is_a_tight_upper_bound_on_the_kth_smallest() -> None:
+    """The screen's starting limit: at or above the k-th smallest finite value, within 2⁻⁸ of it
+    when that is positive; +inf (no bound) when fewer than k values are finite."""
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        o = (rng.normal(size=rng.integers(5, 300)) + (0.0 if trial % 3 else 5.0)).astype(np.float32)
+        o[rng.random(len(o)) < 0.2] = np.inf  # self and padding
+        if trial % 4 == 0:
+            o[: len(o) // 2] = np.float32(0.25)  # ties
+        finite = np.sort(o[np.isfinite(o)])
+        k = int(rng.integers(1, 12))
+        got = kernels._kth_bound(o, k)
+        if len(finite) < k:
+            assert got == np.inf
+            continue
+        kth = finite[k - 1]
+        assert got >= kth
+        if kth > 0:
+            assert got <= kth / (1 - 2.0**-8) * (1 + 1e-7)
+
+
 def test_block_rounds_cover_every_pair_once_without_sharing_a_block() -> None:
     for nb, per_round in [(1, 1), (4, 2), (5, 2), (20, 10)]:
         rounds = neighbors._rounds(nb, per_round)

@@ -2,12 +2,13 @@
 
 Every kNN-based measure in :mod:`explorer.analysis.geometry` goes through :func:`knn`.
 
-CPU: the points are centred and scaled by a power of two, and Gram blocks ``q·x`` come from a
-bfloat16 GEMM where the CPU has bfloat16 units (AMX, AVX512-BF16), else float32; blocks are
-cache-sized, and for ``x`` against itself only those on or above the diagonal are multiplied,
-each serving both of its point ranges. A rounding-error bound turns each entry into a lower
-bound on the squared distance; only pairs that can still enter a query's k nearest are
-recomputed exactly in float64 (see :mod:`explorer.kernels.knn`).
+CPU: the points are centred and scaled by a power of two, rounded to bfloat16 where the CPU has
+bfloat16 units (AMX, AVX512-BF16), else float32, and given their squared norms as extra columns,
+so that one BLAS GEMM per cache-sized block yields approximate squared distances; for ``x``
+against itself only blocks on or above the diagonal are multiplied, each serving both of its
+point ranges. Proven bounds (the GEMM's rounding, and each point's distance to its rounding)
+screen the blocks; the few pairs that can still be among a query's k nearest are recomputed
+exactly in float64 (see :mod:`explorer.kernels.knn`).
 CUDA: float32 GEMM tiles, the ``m = k + margin`` smallest per query recomputed in float64, and
 a rounding-error bound proving no other point is closer (rows without a proof are redone by
 brute force).

@@ -221,9 +221,9 @@ def _scan_row(o: np.ndarray, p: int, col0: int, q: Queries, data: np.ndarray) ->
     long; +inf where a point must not be taken) into query p. A query's first row starts its
     limit from the row's k-th smallest value.
 
-    Keep the screen's shape: LLVM vectorises it only with a literal trip count, a ``while``
-    outer loop and an integer mask (a stepped ``range``, a ``min`` bound or a bool sum made it
-    3–5× slower).
+    Keep the screen's shape (chunks of a literal trip count under a ``while`` loop): for its
+    earlier int32-count form, a stepped ``range``, a ``min`` bound or a bool sum measured 3–5×
+    slower.
     """
     if q.limit[p] == np.inf:
         _tighten(p, q, _upper(_kth_bound(o, q.keys.shape[1]), q.rad[p], q.extra[p], q.rel))

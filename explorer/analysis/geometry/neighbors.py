@@ -31,7 +31,7 @@ from explorer.validation import check_matrix, check_positive_int
 __all__ = ["Neighbors", "knn", "knn_graph"]
 
 _TILE_ELEMENTS = 1 << 23  # float32 Gram tile ≤ 32 MiB (torch path)
-_BLOCK = 1024  # CPU Gram blocks of ≤ 1024 × 1024 float32 (4 MiB) stay in cache
+_BLOCK = 1024  # CPU Gram blocks of ≤ 1024 × 1024 (2 MiB bfloat16, 4 MiB float32)
 _SAFETY = 2.0
 _REACH = (1e-150, 1e150)  # squared distances stay normal float64 numbers
 

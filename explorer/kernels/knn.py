@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from explorer.kernels._numba import leaf, parallel
 
-__all__ = ["CHUNK", "Queries", "finish", "fold_round", "fold_rows", "rounding_norms"]
+__all__ = ["CHUNK", "Queries", "finish", "fold_block", "fold_rows", "rounding_norms"]
 
 CHUNK = 32  # pairs screened per vectorised pass; block widths are multiples of it
 
@@ -285,35 +285,27 @@ def _fold_pair(
             c0 += CHUNK
 
 
-@parallel
-def fold_round(
-    grams: np.ndarray,
-    shift: int,
-    row0s: np.ndarray,
-    col0s: np.ndarray,
-    q: Queries,
-    data: np.ndarray,
+@leaf
+def fold_block(
+    gram: np.ndarray, shift: int, row0: int, col0: int, q: Queries, data: np.ndarray
 ) -> None:
-    """Screen blocks of the self Gram matrix whose point ranges are pairwise disjoint, in
-    parallel.
+    """Screen one block of the self Gram matrix (bit patterns as in :func:`_widen`; b × b, b a
+    multiple of ``CHUNK``): points ``row0 …`` × ``col0 …``, ``row0 ≤ col0``.
 
-    grams: (P, b, b) bfloat16/float32 bit patterns (see :func:`_widen`; b a multiple of
-    ``CHUNK``), block p = points ``row0s[p] …`` × ``col0s[p] …`` with ``row0s[p] ≤ col0s[p]``;
     q: the state of every (padded) point; data: (n, D) float64 original points. A diagonal
     block feeds its rows (a point never screens itself in); an off-diagonal block feeds rows
-    and columns, so each pair is multiplied once.
+    and columns, so each pair is multiplied once. Blocks with disjoint point ranges may be
+    folded concurrently (the GIL is released).
     """
-    for b in prange(grams.shape[0]):
-        r0, c0 = row0s[b], col0s[b]
-        if r0 != c0:
-            _fold_pair(grams[b], shift, r0, c0, q, data)
-            continue
-        bits = np.empty(grams.shape[2], dtype=np.uint32)
-        o = bits.view(np.float32)
-        for i in range(min(grams.shape[1], data.shape[0] - r0)):  # not the padding
-            _widen(grams[b, i], shift, bits)
-            o[i] = np.inf  # a point is not its own neighbour
-            _scan_row(o, r0 + i, c0, q, data)
+    if row0 != col0:
+        _fold_pair(gram, shift, row0, col0, q, data)
+        return
+    bits = np.empty(gram.shape[1], dtype=np.uint32)
+    o = bits.view(np.float32)
+    for i in range(min(gram.shape[0], data.shape[0] - row0)):  # not the padding
+        _widen(gram[i], shift, bits)
+        o[i] = np.inf  # a point is not its own neighbour
+        _scan_row(o, row0 + i, col0, q, data)
 
 
 @parallel

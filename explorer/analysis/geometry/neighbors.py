@@ -19,8 +19,12 @@ never its own neighbour, but its duplicates are (at distance 0).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import torch
 
@@ -223,9 +227,11 @@ def _self_neighbours(
 ) -> kernels.Queries:
     """Each point's k nearest others (the state after :func:`kernels.finish`).
 
-    Points are padded to nb blocks of b, a multiple of the kernels' chunk. Each round multiplies
-    blocks with disjoint point ranges and folds them in parallel: first the diagonal blocks,
-    then every off-diagonal pair once (circle method).
+    Points are padded to nb blocks of b, a multiple of the kernels' chunk. Each round takes
+    blocks with disjoint point ranges, first the diagonal ones, then every off-diagonal pair
+    once (circle method); each worker thread multiplies its share of a round's blocks one by
+    one (single-threaded GEMMs, so that the block it screens next is still in its cache) and
+    folds them into the points' states.
     """
     n = len(data64)
     nb = -(-n // _BLOCK)
@@ -233,29 +239,43 @@ def _self_neighbours(
     points = _lowered(data_s, nb * b)
     q = _queries(points, points, data64, nb * b, k, unit)
     left, right = (side.view(nb, b, -1) for side in (points.left, points.right))
-    per_round = max(1, nb // 2)
-    grams = torch.empty((per_round, b, b), dtype=left.dtype)
+    workers = max(1, min(numba.get_num_threads(), nb))
+    grams = torch.empty((workers, b, b), dtype=left.dtype)
     bits, shift = _bits(grams)
-    for pairs in _rounds(nb, per_round):
-        for p, (i, j) in enumerate(pairs):
-            torch.mm(left[i], right[j].T, out=grams[p])  # BLAS GEMM
-        row0s, col0s = (np.array(ends, dtype=np.int64) * b for ends in zip(*pairs, strict=True))
-        kernels.fold_round(bits[: len(pairs)], shift, row0s, col0s, q, data64)
+
+    def fold(worker: int, pairs: list[tuple[int, int]]) -> None:
+        for i, j in pairs:
+            torch.mm(left[i], right[j].T, out=grams[worker])  # BLAS GEMM
+            kernels.fold_block(bits[worker], shift, i * b, j * b, q, data64)
+
+    with _torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        for pairs in _rounds(nb):
+            list(pool.map(fold, range(workers), (pairs[w::workers] for w in range(workers))))
     kernels.finish(q, data64, n)
     return q
 
 
-def _rounds(nb: int, per_round: int) -> list[list[tuple[int, int]]]:
-    """Block pairs (i ≤ j), at most ``per_round`` a round, no two in a round sharing a block:
-    the diagonal, then the circle method's rounds."""
-    circle: list[list[tuple[int, int]]] = [[(i, i) for i in range(nb)]]
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _rounds(nb: int) -> list[list[tuple[int, int]]]:
+    """Block pairs (i ≤ j) in rounds, no two in a round sharing a block: the diagonal, then the
+    circle method's rounds."""
+    rounds: list[list[tuple[int, int]]] = [[(i, i) for i in range(nb)]]
     players: list[int | None] = [*range(nb), *([None] if nb % 2 else [])]
     half = len(players) // 2
     for _ in range(len(players) - 1):
         pairs = [(players[i], players[-1 - i]) for i in range(half)]
-        circle.append([(min(i, j), max(i, j)) for i, j in pairs if i is not None and j is not None])
+        rounds.append([(min(i, j), max(i, j)) for i, j in pairs if i is not None and j is not None])
         players = [players[0], players[-1], *players[1:-1]]
-    return [r[s : s + per_round] for r in circle for s in range(0, len(r), per_round)]
+    return rounds
 
 
 def _query_neighbours(

@@ -313,7 +313,7 @@ def fold_rows(
     gram: np.ndarray, shift: int, row0: int, col0: int, q: Queries, data: np.ndarray
 ) -> None:
     """Screen a (b_r, b_c) Gram block (queries ``row0 …``, points ``col0 …``; bit patterns as
-    in :func:`fold_round`, b_c a multiple of ``CHUNK``) into the queries' states.
+    in :func:`fold_block`, b_c a multiple of ``CHUNK``) into the queries' states.
 
     data: (n, D) float64 original points.
     """

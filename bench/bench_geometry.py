@@ -64,9 +64,9 @@ def main(quick: bool) -> None:
         ours=lambda: knn(x, k),
         peer=lambda: sk.fit(x).kneighbors(return_distance=True),
         peer_name="sklearn NearestNeighbors",
-        repeat=3,
+        repeat=5,
         warmup=1,
-        peer_repeat=1,
+        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
     )
     ours, (sk_d, sk_i) = knn(x, k), sk.fit(x).kneighbors(return_distance=True)
     b.note(row["case"], "index agreement with sklearn", float((ours.indices == sk_i).mean()))
@@ -97,9 +97,9 @@ def main(quick: bool) -> None:
         ours=lambda: twonn(x),
         peer=lambda: skdim.id.TwoNN().fit(x).dimension_,
         peer_name="scikit-dimension",
-        repeat=3,
+        repeat=5,
         warmup=1,
-        peer_repeat=1,
+        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
     )
     a, p = twonn(x), skdim.id.TwoNN().fit(x).dimension_
     b.note(row["case"], "estimates (ours, skdim)", (round(a, 4), round(float(p), 4)))
@@ -116,9 +116,9 @@ def main(quick: bool) -> None:
         ours=lambda: mle_id(x, 20),
         peer=lambda: skdim.id.MLE().fit(x, n_neighbors=20).dimension_,
         peer_name="scikit-dimension",
-        repeat=3,
+        repeat=5,
         warmup=1,
-        peer_repeat=1,
+        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
     )
     a, p = mle_id(x, 20), skdim.id.MLE().fit(x, n_neighbors=20).dimension_
     b.note(row["case"], "estimates (ours, skdim)", (round(a, 4), round(float(p), 4)))
@@ -143,9 +143,9 @@ def main(quick: bool) -> None:
         ours=lambda: graph_curvature(edges, w, m),
         peer=peer,
         peer_name="GraphRicciCurvature",
-        repeat=3,
+        repeat=5,
         warmup=1,
-        peer_repeat=1,
+        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
     )
     ours_c = graph_curvature(edges, w, m).curvature
     ref = peer().G

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numba
 import numpy as np
 import pytest
 import torch
@@ -12,6 +15,7 @@ from scipy.spatial.distance import cdist
 from explorer.analysis.geometry import knn, knn_graph, neighbors
 from explorer.analysis.geometry.neighbors import _knn_torch
 from explorer.kernels import knn as kernels
+from explorer.kernels._numba import threads
 
 
 def brute_force(x: np.ndarray, k: int, query: np.ndarray | None = None):
@@ -48,15 +52,18 @@ def test_blocked_path_equals_brute_force(
     n: int, gram_dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Small blocks force many rounds: diagonal and off-diagonal blocks, padding, odd counts;
-    with either GEMM precision (bfloat16 on CPUs with bfloat16 units, else float32)."""
+    with either GEMM precision (bfloat16 on CPUs with bfloat16 units, else float32), folded
+    by one thread and by a pool of workers."""
     monkeypatch.setattr(neighbors, "_BLOCK", 64)
     monkeypatch.setattr(neighbors, "_GRAM_DTYPE", gram_dtype)
     rng = np.random.default_rng(n)
     x = rng.integers(0, 4, size=(n, 3)).astype(float)  # many ties and duplicates across blocks
     q = rng.integers(0, 4, size=(70, 3)).astype(float)
-    for query in (None, q):
+    most = min(2, int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    for workers, query in itertools.product(sorted({1, most}), (None, q)):
         ref_d, ref_i = brute_force(x, 9, query)
-        got = knn(x, 9, query=query)
+        with threads(workers):
+            got = knn(x, 9, query=query)
         np.testing.assert_array_equal(got.indices, ref_i)
         np.testing.assert_allclose(got.distances, ref_d, rtol=1e-12, atol=1e-12)
 

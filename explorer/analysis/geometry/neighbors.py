@@ -248,9 +248,13 @@ def _self_neighbours(
             torch.mm(left[i], right[j].T, out=grams[worker])  # BLAS GEMM
             kernels.fold_block(bits[worker], shift, i * b, j * b, q, data64)
 
-    with _torch_threads(1), ThreadPoolExecutor(workers) as pool:
-        for pairs in _rounds(nb):
-            list(pool.map(fold, range(workers), (pairs[w::workers] for w in range(workers))))
+    if workers == 1:  # no pool, and the GEMMs keep torch's threads
+        fold(0, [pair for pairs in _rounds(nb) for pair in pairs])
+    else:
+        with _torch_threads(1), ThreadPoolExecutor(workers) as pool:
+            for pairs in _rounds(nb):
+                shares = (pairs[w::workers] for w in range(workers))
+                list(pool.map(fold, range(workers), shares))
     kernels.finish(q, data64, n)
     return q
 

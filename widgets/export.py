@@ -1,37 +1,57 @@
 """Export figures and panels: PNG/SVG/PDF through kaleido on the system Chromium, and
 self-contained offline HTML with plotly.js inlined. Tables to CSV/parquet/JSON.
 
-One kaleido browser server is started on first static export and reused (first export ~5 s,
-then ~1 s each instead of ~6 s). MathJax is disabled: nothing is ever fetched.
+Sizes: ``export(fig, "f.pdf", size="column")`` lays the figure out one journal column
+(3.5 in) wide with print font sizes (≥ 7 pt); :data:`EXPORT_SIZES` lists the presets
+(``"screen"``, ``"column"``, ``"two-column"``). PDF and SVG pages carry the physical size, PNGs
+their resolution (pHYs), so a journal column is 3.5 in wherever the file is placed.
+
+One kaleido browser server is started and reused; :func:`warm_up` starts it in the background
+(the labs call it when first shown), so even the first export takes a fraction of a second.
+MathJax is disabled: nothing is ever fetched. Control characters in text (a NUL byte in a token)
+are drawn as their visible Unicode pictures (``␀``) instead of breaking the export.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
+import re
 import shutil
+import struct
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
+from widgets.theme import EXPORT_SIZES, PX_PER_INCH, ExportSize, print_figure
+
 __all__ = [
+    "EXPORT_FORMATS",
+    "EXPORT_SIZES",
     "ChromiumNotFoundError",
+    "ExportSize",
     "Exportable",
     "export",
     "export_table",
     "find_chromium",
+    "printable_text",
     "to_figure",
+    "warm_up",
 ]
 
 STATIC_FORMATS = ("png", "svg", "pdf")
+EXPORT_FORMATS = (*STATIC_FORMATS, "html")
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-_lock = threading.Lock()
+_render_lock = threading.Lock()  # one render at a time: kaleido's sync server is not reentrant
+_start_lock = threading.Lock()
 _server_running = False
+_warm_thread: threading.Thread | None = None
 
 
 class ChromiumNotFoundError(RuntimeError):
@@ -74,10 +94,11 @@ def to_figure(obj: go.Figure | Exportable) -> go.Figure:
 
 
 def _ensure_server() -> None:
+    """Start the one kaleido browser server of this process (idempotent)."""
     global _server_running
     import kaleido
 
-    with _lock:
+    with _start_lock:
         if not _server_running:
             kaleido.start_sync_server(
                 n=1,
@@ -85,9 +106,80 @@ def _ensure_server() -> None:
                 mathjax=False,
                 plotlyjs=_PLOTLY_JS.as_uri(),
                 silence_warnings=True,
-            )
-            atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+            )  # kaleido stops it at exit
             _server_running = True
+
+
+def _render(spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
+    import kaleido
+    from kaleido.errors import JavascriptError
+
+    with _render_lock:
+        _ensure_server()
+        try:
+            return bytes(kaleido.calc_fig_sync(spec, opts=opts))
+        except JavascriptError as exc:
+            # kaleido 1.x can take the blank page's JS context for the freshly opened tab
+            # ("kaleido_scopes is not defined"); the tab is reloaded after a failure, so one
+            # retry renders.
+            if "kaleido_scopes" not in str(exc):
+                raise
+            return bytes(kaleido.calc_fig_sync(spec, opts=opts))
+
+
+def warm_up() -> threading.Thread:
+    """Start the export browser in a background thread and render one tiny figure in it, so
+    the first real export is as fast as every later one (~0.2 s instead of ~3 s).
+
+    Idempotent and thread-safe; never blocks the caller (returns the warm-up thread, which
+    tests may ``join``). Errors (no Chromium) are left for the first export to report.
+    """
+    global _warm_thread
+    with _start_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(
+                target=_warm, name="explorer-export-warm-up", daemon=True
+            )
+            _warm_thread.start()
+        return _warm_thread
+
+
+def _warm() -> None:
+    try:
+        _render(
+            go.Figure(go.Scatter(y=[0, 1])).to_dict(), {"format": "png", "width": 60, "height": 40}
+        )
+    except Exception:  # reported by the first export that needs the browser
+        return
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ … ␟ (Unicode control pictures)
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def printable_text(text: str) -> str:
+    """``text`` with control characters (NUL, ESC, C1, lone surrogates) replaced by visible
+    stand-ins (``\\x00`` → ``␀``): they break static export and show as nothing on screen."""
+    return _CONTROL.sub(_picture, text)
+
+
+def _printable(node: Any) -> Any:
+    """Every string in a plotly JSON structure made printable (arrays of text included)."""
+    if isinstance(node, str):
+        return printable_text(node)
+    if isinstance(node, dict):
+        return {k: _printable(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_printable(v) for v in node]
+    if isinstance(node, np.ndarray) and node.dtype.kind in "OU":
+        return np.vectorize(_printable, otypes=[object])(node) if node.size else node
+    return node
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -116,31 +208,68 @@ def export(
     obj: go.Figure | Exportable,
     path: str | os.PathLike[str],
     *,
+    size: str | ExportSize = "screen",
     width: int | None = None,
     height: int | None = None,
-    scale: float = 2.0,
 ) -> Path:
     """Write ``obj`` to ``path``; the suffix picks the format (.png, .svg, .pdf, .html).
 
+    ``size``: a name in :data:`EXPORT_SIZES` — ``"screen"`` (as drawn; PNG at 2×),
+    ``"column"`` (3.5 in) or ``"two-column"`` (7 in) with print fonts, PNG at 300 dpi — or an
+    :class:`ExportSize`. ``width``/``height`` (CSS px) override the preset's.
     The file appears whole or not at all (written to a temporary file, then renamed).
     """
     out = Path(path)
     fmt = out.suffix.lower().lstrip(".")
-    fig = to_figure(obj)
-    if fmt == "html":
-        data = figure_html(fig).encode()
-    elif fmt in STATIC_FORMATS:
-        import kaleido
-
-        _ensure_server()
-        opts: dict[str, Any] = {"format": fmt, "scale": scale}
-        opts.update({k: v for k, v in (("width", width), ("height", height)) if v is not None})
-        data = kaleido.calc_fig_sync(fig.to_dict(), opts=opts)
-    else:
+    if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {out.suffix!r}: use .png, .svg, .pdf or .html")
+    preset = _preset(size)
+    fig = print_figure(to_figure(obj), preset, height_px=height)
+    if width is not None:
+        fig.layout.width = width
+    spec = _printable(fig.to_dict())
+    if fmt == "html":
+        data = figure_html(go.Figure(spec)).encode()
+    else:
+        scale = preset.dpi / PX_PER_INCH if fmt == "png" else 1.0
+        data = _render(spec, {"format": fmt, "scale": scale})
+        if fmt == "png":
+            data = _with_dpi(data, preset.dpi)
+        elif fmt == "svg":
+            data = _svg_in_inches(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(out, data)
     return out
+
+
+def _preset(size: str | ExportSize) -> ExportSize:
+    if isinstance(size, ExportSize):
+        return size
+    if size not in EXPORT_SIZES:
+        raise ValueError(f"unknown export size {size!r}: use one of {sorted(EXPORT_SIZES)}")
+    return EXPORT_SIZES[size]
+
+
+def _with_dpi(png: bytes, dpi: float) -> bytes:
+    """``png`` with a pHYs chunk saying ``dpi`` (so viewers and LaTeX place it at its size)."""
+    ppm = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", ppm, ppm, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body))
+    end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+
+_SVG_SIZE = re.compile(rb'(<svg[^>]*?) width="([\d.]+)" height="([\d.]+)"')
+
+
+def _svg_in_inches(svg: bytes) -> bytes:
+    """Root ``width``/``height`` in inches (the viewBox keeps the CSS-px drawing)."""
+
+    def inches(m: re.Match[bytes]) -> bytes:
+        w, h = (float(v) / PX_PER_INCH for v in (m.group(2), m.group(3)))
+        return m.group(1) + f' width="{w:.4g}in" height="{h:.4g}in"'.encode()
+
+    return _SVG_SIZE.sub(inches, svg, count=1)
 
 
 def export_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -1,17 +1,78 @@
-"""One publication theme for every figure: fonts, sizes, colour scales."""
+"""One publication theme for every figure: fonts, colours, margins, and print sizes.
+
+Screen figures use the ``explorer`` plotly template (:func:`apply_theme`). For print,
+:func:`print_figure` re-lays a figure out at a physical width (one or two journal columns) with
+every text at a print font size; :data:`EXPORT_SIZES` names the presets.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.colors import get_colorscale
 
-__all__ = ["COLORWAY", "DIVERGING", "SEQUENTIAL", "TEMPLATE_NAME", "apply_theme"]
+__all__ = [
+    "COLORWAY",
+    "DIVERGING",
+    "EXPORT_SIZES",
+    "PX_PER_INCH",
+    "SEQUENTIAL",
+    "TEMPLATE_NAME",
+    "ExportSize",
+    "apply_theme",
+    "log_ticks",
+    "print_figure",
+]
 
 TEMPLATE_NAME = "explorer"
 SEQUENTIAL = "Viridis"
 DIVERGING = "RdBu_r"
-COLORWAY = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# Categorical colours: the 8 Okabe–Ito colours first (colour-blind safe, unchanged for up to
+# 8 classes), then 16 more picked greedily for the largest smallest CIEDE2000 distance to every
+# colour before them and to the white background (candidates 25 < L* < 82). Every pair differs
+# by ΔE00 ≥ 20 (tests/unit/test_figures.py checks it).
+COLORWAY = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
+    "#6900A5", "#5A5A00", "#87001E", "#004B4B", "#695A69", "#00E10F", "#FFB4A5", "#968778",
+    "#D2C3FF", "#879600", "#FF1E4B", "#9669FF", "#00E1E1", "#783C00", "#B41E78", "#B4D2A5",
+]  # fmt: skip
+PX_PER_INCH = 96  # CSS pixels; plotly sizes are CSS px, PDF/SVG pages 0.75 pt per px
+_PT = PX_PER_INCH / 72  # px per point
 _FONT = dict(family="DejaVu Sans, Arial, sans-serif", size=12, color="#222")
+
+
+@dataclass(frozen=True)
+class ExportSize:
+    """A figure size for export: a physical width and the print font sizes that go with it.
+
+    ``width_in=None`` keeps the figure as drawn on screen (its own width and fonts).
+    ``max_aspect`` caps height / width when the height follows the screen figure's aspect.
+    """
+
+    name: str
+    width_in: float | None
+    font_pt: float = 8.0
+    tick_pt: float = 7.5
+    title_pt: float = 9.0
+    dpi: int = 300
+    max_aspect: float = 1.25
+
+    @property
+    def width_px(self) -> int | None:
+        return None if self.width_in is None else round(self.width_in * PX_PER_INCH)
+
+
+EXPORT_SIZES: dict[str, ExportSize] = {
+    "screen": ExportSize("screen", None, dpi=192),
+    "column": ExportSize("column", 3.5),
+    "two-column": ExportSize("two-column", 7.0, title_pt=10.0, max_aspect=0.9),
+}
 
 
 def _template() -> go.layout.Template:
@@ -22,30 +83,161 @@ def _template() -> go.layout.Template:
         ticks="outside",
         gridcolor="#e8e8e8",
         zeroline=False,
-        title_font=dict(size=12),
+        automargin=True,
+        title=dict(font=dict(size=12), standoff=6),
         tickfont=dict(size=11),
     )
+    colorbar = dict(thickness=12, outlinewidth=0, title=dict(side="right"))
     return go.layout.Template(
+        data=dict(
+            heatmap=[go.Heatmap(colorbar=colorbar, colorscale=get_colorscale(SEQUENTIAL))],
+            scatter=[go.Scatter(marker=dict(colorbar=colorbar))],
+            scattergl=[go.Scattergl(marker=dict(colorbar=colorbar))],
+        ),
         layout=dict(
             font=_FONT,
             colorway=COLORWAY,
             paper_bgcolor="white",
             plot_bgcolor="white",
-            margin=dict(l=60, r=20, t=50, b=50),
-            title=dict(font=dict(size=14), x=0.02, xanchor="left"),
+            margin=dict(l=10, r=10, t=10, b=10, autoexpand=True),
+            # above the plot area, pushing the margin as far as it needs (never cut, never
+            # over the data)
+            title=dict(
+                font=dict(size=14),
+                x=0,
+                xref="paper",
+                xanchor="left",
+                y=1,
+                yref="paper",
+                yanchor="bottom",
+                pad=dict(b=8),
+                automargin=True,
+            ),
             xaxis=axis,
             yaxis=axis,
-            legend=dict(bgcolor="rgba(255,255,255,0.8)", borderwidth=0),
-            colorscale=dict(sequential=SEQUENTIAL, diverging=DIVERGING),
-            coloraxis=dict(colorbar=dict(thickness=12, outlinewidth=0)),
-        )
+            # legends sit outside the plot area, above it
+            legend=dict(
+                orientation="h",
+                x=0,
+                xanchor="left",
+                y=1.01,
+                yanchor="bottom",
+                bgcolor="rgba(255,255,255,0.8)",
+                borderwidth=0,
+            ),
+            colorscale=dict(
+                sequential=get_colorscale(SEQUENTIAL), diverging=get_colorscale(DIVERGING)
+            ),
+            coloraxis=dict(colorbar=colorbar, colorscale=get_colorscale(SEQUENTIAL)),
+        ),
     )
 
 
 def apply_theme(fig: go.Figure) -> go.Figure:
-    """Give ``fig`` the explorer template (in place) and return it."""
+    """Give ``fig`` the explorer template (in place), wrap a title too long for its width,
+    and return it."""
     fig.update_layout(template=TEMPLATE_NAME)
+    _wrap_title(fig, 14)
     return fig
+
+
+_SOFT_BREAK = "<br >"  # a line break plotly draws, told apart from the author's "<br>"
+
+
+def _wrap_title(fig: go.Figure, size_px: float) -> None:
+    """Break a title into lines that fit the figure's width (earlier soft breaks redone)."""
+    title = fig.layout.title
+    text = title.text if title is not None else None
+    if not text:
+        return
+    width = (fig.layout.width or 700) - 20
+    per_line = max(12, int(width / (0.56 * (title.font.size or size_px))))
+    parts = re.split(r"(<br\s*/?>)", text.replace(_SOFT_BREAK, " "))  # author breaks kept
+    fig.layout.title.text = "".join(
+        p if p.startswith("<br") else _SOFT_BREAK.join(_lines(p, per_line)) for p in parts
+    )
+
+
+def _lines(text: str, per_line: int) -> list[str]:
+    lines, cur = [], ""
+    for word in text.split(" "):
+        if cur and len(_plain(f"{cur} {word}")) > per_line:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return [*lines, cur]
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"<[^>]+>|&[a-z]+;", "x", text)
+
+
+def log_ticks(values: Sequence[float] | Any) -> dict[str, Any]:
+    """Readable ticks for a log axis over ``values``: one tick per decade written ``10⁻³``
+    when the data span two decades or more, else 1-2-5 steps written plainly (``0.2``)."""
+    pos = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not pos:
+        return {}
+    lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
+    hi = max(hi, lo + 1)
+    if hi - lo >= 2:
+        step = max(1, math.ceil((hi - lo) / 6))
+        vals = [10.0**k for k in range(lo, hi + 1, step)]
+        return {"tickvals": vals, "ticktext": [_power_of_ten(k) for k in range(lo, hi + 1, step)]}
+    vals = [m * 10.0**k for k in range(lo, hi + 1) for m in (1, 2, 5)]
+    vals = [v for v in vals if min(pos) / 1.001 <= v * 2.5 and v <= max(pos) * 2.5]
+    return {"tickvals": vals, "ticktext": [f"{v:g}" for v in vals]}
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(k: int) -> str:
+    return "1" if k == 0 else "10" if k == 1 else "10" + str(k).translate(_SUPERSCRIPT)
+
+
+def print_figure(fig: go.Figure, size: ExportSize, *, height_px: int | None = None) -> go.Figure:
+    """A copy of ``fig`` laid out ``size.width_in`` wide with every text at print size.
+
+    Fonts: titles ``title_pt``, tick labels ``tick_pt``, everything else ``font_pt`` (at the
+    exported size, so ≥ 7 pt in print); margins shrink and grow back only as far as labels
+    need (automargin). The height keeps the screen figure's aspect, capped by ``max_aspect``.
+    """
+    out = go.Figure(fig)
+    width = size.width_px
+    if width is None:
+        return out
+    w0 = out.layout.width or 700
+    h0 = out.layout.height or 450
+    height = height_px or round(width * min(h0 / w0, size.max_aspect))
+    body, tick, title = (round(p * _PT, 2) for p in (size.font_pt, size.tick_pt, size.title_pt))
+    spec = out.to_plotly_json()
+    _set_fonts(spec, body, tick)
+    for trace in spec["data"]:
+        if trace.get("texttemplate") or trace.get("text") is not None:
+            trace.setdefault("textfont", {})["size"] = tick
+    out = go.Figure(spec)
+    has_title = bool(out.layout.title.text)
+    out.update_layout(
+        width=width, height=height, font_size=body, title_font_size=title,
+        margin=dict(l=4, r=4, t=title * 2.2 if has_title else 8, b=4),
+    )  # fmt: skip
+    _wrap_title(out, title)
+    return out
+
+
+def _set_fonts(node: Any, body: float, tick: float) -> None:
+    """Set every explicit font size under ``node`` (plotly JSON, template included) to the
+    print size: ``tick`` for tick labels, ``body`` for all other text."""
+    children = node if isinstance(node, list) else node.values() if isinstance(node, dict) else ()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("font") and isinstance(value, dict):
+                value["size"] = tick if key == "tickfont" else body
+    for child in children:
+        if isinstance(child, dict | list):
+            _set_fonts(child, body, tick)
 
 
 pio.templates[TEMPLATE_NAME] = _template()

@@ -11,12 +11,22 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
+from pypdf import PdfReader
 
 from widgets import export, export_table
-from widgets.export import ChromiumNotFoundError, find_chromium, to_figure
+from widgets.export import (
+    EXPORT_SIZES,
+    ChromiumNotFoundError,
+    find_chromium,
+    to_figure,
+    warm_up,
+)
+from widgets.figures.attention import attention_map_figure
 
 EVIL = "<script>alert(1)</script>"
 
@@ -43,12 +53,78 @@ def test_static_formats(tmp_path: Path, fmt: str, magic: bytes) -> None:
     assert magic in out.read_bytes()[:200]
 
 
-def test_server_is_reused(tmp_path: Path) -> None:
-    export(_figure(), tmp_path / "warm.png")
+def test_warm_up_is_idempotent_and_the_server_is_reused(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    thread = warm_up()
+    assert time.perf_counter() - t0 < 0.5  # returns at once; the browser starts behind it
+    assert warm_up() is thread
+    thread.join(timeout=60)
+    assert not thread.is_alive()
     t0 = time.perf_counter()
     for i in range(3):
         export(_figure(), tmp_path / f"again{i}.svg")
-    assert (time.perf_counter() - t0) / 3 < 3.0  # a fresh browser per export costs ~6 s
+    assert (time.perf_counter() - t0) / 3 < 3.0  # a fresh browser per export costs ~3-6 s
+
+
+def _pdf_text_sizes(path: Path) -> list[tuple[str, float]]:
+    """(text, size in pt on the page) of every text run in a one-page PDF."""
+    sizes: list[tuple[str, float]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], _font: object, size: float) -> None:
+        if text.strip():
+            scale = np.hypot(cm[0], cm[1]) * np.hypot(tm[0], tm[1])
+            sizes.append((text.strip(), size * scale))
+
+    PdfReader(path).pages[0].extract_text(visitor_text=visit)
+    return sizes
+
+
+@pytest.mark.parametrize("size", ["column", "two-column"])
+def test_print_sizes_are_physical_with_print_fonts(tmp_path: Path, size: str) -> None:
+    """A column figure is 3.5 in wide in every format, and no text is under 7 pt."""
+    preset = EXPORT_SIZES[size]
+    assert preset.width_in is not None
+    tokens = ["the", "cat", "the", "hat", "and", "the", "bat", "<script>"]
+    fig = attention_map_figure(np.full((8, 8), 1 / 8), tokens, title="a long title " * 6)
+    pdf = export(fig, tmp_path / "f.pdf", size=size)
+    page = PdfReader(pdf).pages[0]
+    assert float(page.mediabox.width) == pytest.approx(72 * preset.width_in, abs=1)
+    assert float(page.mediabox.height) <= 72 * preset.width_in * preset.max_aspect + 1
+    sizes = _pdf_text_sizes(pdf)
+    texts = " ".join(t for t, _ in sizes)
+    assert "attention weight" in texts and "key" in texts and "query" in texts
+    assert min(s for _, s in sizes) >= 7.0, sorted(sizes, key=lambda ts: ts[1])[:3]
+
+    svg = export(fig, tmp_path / "f.svg", size=size).read_text()
+    root = re.search(
+        r'<svg[^>]* width="([\d.]+)in" height="([\d.]+)in"[^>]*viewBox="0 0 ([\d.]+)', svg
+    )
+    assert root and float(root[1]) == pytest.approx(preset.width_in, abs=0.01)
+    pt_per_unit = float(root[1]) * 72 / float(root[3])
+    fonts = [float(f) * pt_per_unit for f in re.findall(r"font-size: ([\d.]+)px", svg)]
+    assert fonts and min(fonts) >= 7.0
+
+    png = Image.open(export(fig, tmp_path / "f.png", size=size))
+    dpi = png.info["dpi"]
+    assert dpi[0] == pytest.approx(preset.dpi, abs=0.5)
+    assert png.size[0] / dpi[0] == pytest.approx(preset.width_in, abs=0.01)
+
+
+def test_control_characters_in_tokens_export(tmp_path: Path) -> None:
+    """A NUL byte (or ESC, or a lone surrogate) in a token used to fail with plotly error 525."""
+    tokens = ["a\x00b", "\x1b[31m", "c\ud800", "<script>"]
+    fig = attention_map_figure(np.eye(4), tokens)
+    assert export(fig, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    svg = export(fig, tmp_path / "t.svg").read_text()
+    assert "a␀b" in svg and "␛[31m" in svg and "c\ufffd" in svg
+    assert "&#60;script&#62;" in svg  # the token shows as typed, never as a tag
+    assert "\x00" not in svg and "<script>" not in svg
+
+
+def test_unknown_size_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown export size 'poster'.*column"):
+        export(_figure(), tmp_path / "f.png", size="poster")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_panel_and_widget_are_exportable(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def test_heatmap_axes_name_the_models():
     fig = similarity_heatmaps([panel], metric_label="linear CKA")
     assert fig.layout.yaxis.title.text == "ViT layer" and fig.layout.xaxis.title.text == "CNN layer"
     assert fig.layout.annotations[0].text == "ViT (rows) vs CNN (columns)"
-    assert list(fig.data[0].y) == ["a", "b", "c"] and "ViT: %{y}" in fig.data[0].hovertemplate
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b", "c"]
+    assert "ViT: %{customdata[0]}" in fig.data[0].hovertemplate
     with pytest.raises(ValueError, match="no panels"):
         similarity_heatmaps([])
 
@@ -48,7 +49,11 @@ def test_pair_and_curve_figures():
         names=("A:L0", "B:L1"),
         labels=rng.integers(0, 3, 50),
     )
-    assert [t.name for t in fig.data[1:]] == ["A:L0", "B:L1"]
+    legend = [
+        (t.name, t.marker.symbol, t.marker.color) for t in fig.data if t.showlegend is not False
+    ]
+    assert legend[:2] == [("A:L0", "circle", "#555"), ("B:L1", "x", "#555")]
+    assert len({color for _, _, color in legend[2:]}) == 3  # one colour per class
     frame = pd.DataFrame(
         {
             "step": [0, 10, 0, 10],

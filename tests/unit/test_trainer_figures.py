@@ -46,8 +46,9 @@ def test_attention_maps_order_layers_and_heads():
     maps, titles = figs.attention_maps(pats)
     assert maps.shape == (6, 4, 4) and titles[:4] == ["L0 H0", "L0 H1", "L0 H2", "L1 H0"]
     assert maps[0, 0, 0] == 0 and maps[3, 0, 0] == pytest.approx(0.1)
-    fig = figs.attention_figure(pats, ["a", "b", "<script>", "d"])
-    assert len(fig.data) == 6 and list(fig.data[0].x) == ["a", "b", "<script>", "d"]
+    fig = figs.attention_figure(pats, ["a", "b", "<script>", "a"])
+    assert len(fig.data) == 6 and list(fig.data[0].x) == [0, 1, 2, 3]  # "a" twice: 2 columns
+    assert list(fig.layout.xaxis.ticktext) == ["a", "b", "&lt;script&gt;", "a"]
 
 
 def test_figures_build():
@@ -60,7 +61,9 @@ def test_figures_build():
     fig = figs.decision_surface_figure(
         probs, (4, 4), (0, 1, 0, 1), np.zeros((3, 2)), np.array([0, 1, 1])
     )
-    assert fig.data[0].z.shape == (4, 4) and len(fig.data[1].x) == 3
+    assert fig.data[0].z.shape == (4, 4)
+    assert [len(t.x) for t in fig.data[1:]] == [1, 2]  # one trace (legend entry) per class
+    assert fig.data[1].marker.color != fig.data[2].marker.color
     assert len(figs.signal_figure(np.arange(5), np.ones(5), np.zeros(5)).data) == 2
     maps = figs.image_maps(np.zeros((6, 3)), np.ones((6, 3)), (2, 3))
     assert maps.shape == (2, 2, 3) and maps[1].min() == 1

@@ -42,11 +42,13 @@ def similarity_heatmaps(
     columns: int | None = None,
     annotate: bool | None = None,
     title: str | None = None,
+    selected: tuple[int, int] | None = None,
 ) -> go.Figure:
-    """Side-by-side layer × layer heatmaps sharing one colour scale.
+    """Side-by-side layer × layer heatmaps sharing one colour scale titled ``metric_label``.
 
     Each panel's y axis is titled with its row model and the x axis with its column model;
     layer 0 is at the top-left. ``annotate`` writes values in the cells (default: ≤ 12 × 12).
+    ``selected=(i, j)`` outlines row layer i × column layer j (the clicked cell) in every panel.
     """
     if not panels:
         raise ValueError("no panels to draw")
@@ -60,34 +62,43 @@ def similarity_heatmaps(
         r, c = divmod(i, cols)
         mat = np.asarray(p.matrix, dtype=np.float64)
         show_text = annotate if annotate is not None else max(mat.shape) <= 12
+        rl, cl = list(map(str, p.row_labels)), list(map(str, p.col_labels))
         fig.add_trace(
             go.Heatmap(
-                z=mat, x=list(p.col_labels), y=list(p.row_labels), zmin=zmin, zmax=zmax,
-                colorscale=SEQUENTIAL, coloraxis="coloraxis",
+                z=mat, x=np.arange(mat.shape[1]), y=np.arange(mat.shape[0]), coloraxis="coloraxis",
+                customdata=np.array([[(a, b) for b in cl] for a in rl], dtype=object),
                 text=np.round(mat, 2) if show_text else None,
                 texttemplate="%{text}" if show_text else None,
                 hovertemplate=(
-                    f"{p.row_model}: %{{y}}<br>{p.col_model}: %{{x}}<br>{metric_label} = %{{z:.4f}}"
-                    "<extra></extra>"
+                    f"{p.row_model}: %{{customdata[0]}}<br>{p.col_model}: %{{customdata[1]}}<br>"
+                    f"{metric_label} = %{{z:.4f}}<extra></extra>"
                 ),
             ),
             row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_yaxes(
             title_text=f"{p.row_model} layer", autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}",
-            constrain="domain", row=r + 1, col=c + 1,
+            constrain="domain", tickmode="array", tickvals=list(range(len(rl))), ticktext=rl,
+            row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_xaxes(
-            title_text=f"{p.col_model} layer", constrain="domain", row=r + 1, col=c + 1
-        )
+            title_text=f"{p.col_model} layer", constrain="domain", tickmode="array",
+            tickvals=list(range(len(cl))), ticktext=cl, tickangle=-45, row=r + 1, col=c + 1,
+        )  # fmt: skip
+        if selected is not None and selected[0] < mat.shape[0] and selected[1] < mat.shape[1]:
+            si, sj = selected
+            fig.add_shape(
+                type="rect", x0=sj - 0.5, x1=sj + 0.5, y0=si - 0.5, y1=si + 0.5,
+                line=dict(color="#d62728", width=3), row=r + 1, col=c + 1,
+            )  # fmt: skip
     side = 340
     fig.update_layout(
         coloraxis=dict(
             colorscale=SEQUENTIAL, cmin=zmin, cmax=zmax,
-            colorbar=dict(title=dict(text=metric_label, side="right")),
+            colorbar=dict(title=dict(text=metric_label)),
         ),
-        width=side * cols + 160, height=side * rows + 110, margin=dict(t=100, l=80),
-        title=dict(text=title or metric_label, y=0.98, yanchor="top"),
+        width=side * cols + 200, height=side * rows + 130,
+        title=title or metric_label,
     )  # fmt: skip
     fig.update_annotations(font_size=12)
     return apply_theme(fig)
@@ -106,6 +117,7 @@ def aligned_pair_figure(
 
     ``px``, ``py``: (n, 2) from :func:`explorer.analysis.alignment.aligned_projection`;
     ``labels`` colour the points by class. Faint segments join each sample's two positions.
+    The legend names the two layers by marker shape (in grey) and the classes by colour.
     """
     n = min(len(px), max_points)
     idx = np.linspace(0, len(px) - 1, n).astype(int) if len(px) > max_points else np.arange(len(px))
@@ -118,20 +130,30 @@ def aligned_pair_figure(
                      hoverinfo="skip", showlegend=False)
     )  # fmt: skip
     colors: str | list[str] = COLORWAY[0]
+    classes: list[str] = []
     if labels is not None:
         lab = np.asarray(labels)[idx]
-        _, codes = np.unique(lab, return_inverse=True)
+        uniq, codes = np.unique(lab, return_inverse=True)
         colors = [COLORWAY[int(k) % len(COLORWAY)] for k in codes]
+        classes = [str(u) for u in uniq]
     for pts, name, symbol in ((a, names[0], "circle"), (b, names[1], "x")):
         fig.add_trace(
             go.Scattergl(
-                x=pts[:, 0], y=pts[:, 1], mode="markers", name=name,
+                x=pts[:, 0], y=pts[:, 1], mode="markers", name=name, showlegend=False,
                 marker=dict(size=6, symbol=symbol, color=colors, opacity=0.75),
             )
         )  # fmt: skip
+    # legend entries: shape = layer (grey), colour = class
+    legend = [(name, symbol, "#555") for name, symbol in ((names[0], "circle"), (names[1], "x"))]
+    legend += [(f"class {c}", "square", COLORWAY[k % len(COLORWAY)]) for k, c in enumerate(classes)]
+    for name, symbol, color in legend:
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                       marker=dict(size=8, symbol=symbol, color=color))
+        )  # fmt: skip
     fig.update_layout(
         title=title, xaxis_title="PC 1 (of row layer)", yaxis_title="PC 2 (of row layer)",
-        width=460, height=420, legend=dict(orientation="h", y=-0.2),
+        width=480, height=460,
     )  # fmt: skip
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return apply_theme(fig)

@@ -18,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from widgets.export import printable_text
 from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "head_statistics_figure",
     "head_view_figure",
     "token_attribution_figure",
+    "token_axis",
     "vit_overlay_figure",
 ]
 
@@ -35,21 +37,34 @@ _MAX_TICKS = 64
 
 
 def escape_tokens(tokens: Sequence[Any]) -> list[str]:
-    """Tokens as display-safe text for plotly (``<`` → ``&lt;`` …, shown as typed)."""
-    return [html.escape(str(t), quote=False) for t in tokens]
+    """Tokens as display-safe text for plotly: ``<`` → ``&lt;`` … (shown as typed), control
+    characters as visible pictures (NUL → ``␀``)."""
+    return [html.escape(printable_text(str(t)), quote=False) for t in tokens]
 
 
-def _ticks(labels: Sequence[str], offset: int = 0) -> dict[str, Any]:
+def token_axis(labels: Sequence[str], offset: int = 0) -> dict[str, Any]:
+    """Axis settings that label positions ``offset, offset+1, …`` with ``labels`` (at most
+    64 ticks): tokens on a numeric axis, so repeated tokens stay separate rows/columns
+    (a categorical axis would merge them)."""
     n = len(labels)
     step = max(1, int(np.ceil(n / _MAX_TICKS)))
     idx = list(range(0, n, step))
-    return {"tickvals": [offset + i for i in idx], "ticktext": [labels[i] for i in idx]}
+    return {
+        "tickmode": "array",
+        "tickvals": [offset + i for i in idx],
+        "ticktext": [labels[i] for i in idx],
+    }
 
 
 def head_grid_figure(
-    maps: np.ndarray, *, caption: str = "", colorscale: str = SEQUENTIAL
+    maps: np.ndarray,
+    *,
+    caption: str = "",
+    colorscale: str = SEQUENTIAL,
+    value_label: str = "attention weight",
 ) -> go.Figure:
-    """Every head at a glance: ``maps`` (L, H, r, c) as an L × H grid of small heatmaps."""
+    """Every head at a glance: ``maps`` (L, H, r, c) as an L × H grid of small heatmaps on one
+    colour scale titled ``value_label``; query rows, key columns."""
     maps = np.asarray(maps)
     n_layers, n_heads = maps.shape[:2]
     fig = make_subplots(
@@ -74,12 +89,15 @@ def head_grid_figure(
             )
     fig.update_xaxes(showticklabels=False, ticks="", showline=False)
     fig.update_yaxes(showticklabels=False, ticks="", showline=False, autorange="reversed")
+    fig.update_xaxes(title_text="key", title_standoff=2, row=n_layers)
+    fig.update_yaxes(title_text="query", title_standoff=2, col=1)
     fig.update_layout(
-        coloraxis=dict(colorscale=colorscale, cmin=0, cmax=zmax),
+        coloraxis=dict(
+            colorscale=colorscale, cmin=0, cmax=zmax, colorbar=dict(title=dict(text=value_label))
+        ),
         title=html.escape(caption) if caption else None,
-        width=max(400, 70 * n_heads + 120),
-        height=max(300, 70 * n_layers + 100),
-        margin=dict(l=30, r=30, t=60, b=20),
+        width=max(420, 70 * n_heads + 160),
+        height=max(300, 70 * n_layers + 110),
     )
     return apply_theme(fig)
 
@@ -119,13 +137,14 @@ def attention_map_figure(
             y=ys,
             colorscale=colorscale,
             zmin=0,
+            zmax=max(float(np.nanmax(a)) if a.size else 1.0, 1e-6),
             customdata=hover,
             hovertemplate=(
                 "query %{y} %{customdata[0]} → key %{x} %{customdata[1]}: %{z:.4f}<extra></extra>"
                 if hover is not None
                 else "query %{y} → key %{x}: %{z:.4f}<extra></extra>"
             ),
-            colorbar=dict(title="weight"),
+            colorbar=dict(title="attention weight"),
         )
     )
     side = int(min(900, max(360, 14 * max(a.shape) + 160)))
@@ -133,8 +152,8 @@ def attention_map_figure(
         title=html.escape(title) if title else None,
         width=side + 60,
         height=side,
-        xaxis=dict(title="key", **_ticks(k_lab, ko), tickangle=-60),
-        yaxis=dict(title="query", **_ticks(q_lab, offset), autorange="reversed"),
+        xaxis=dict(title="key", **token_axis(k_lab, ko), tickangle=-60),
+        yaxis=dict(title="query", **token_axis(q_lab, offset), autorange="reversed"),
     )
     return apply_theme(fig)
 
@@ -229,7 +248,7 @@ def token_attribution_figure(
     fig.update_layout(
         barmode="group",
         title=html.escape(title or f"attribution to query {query} {labels[query]}"),
-        xaxis=dict(title="input token", **_ticks(labels), tickangle=-60),
+        xaxis=dict(title="input token", **token_axis(labels), tickangle=-60),
         yaxis=dict(title="share"),
         width=int(min(1400, max(600, 18 * len(labels) + 200))),
         height=420,
@@ -358,9 +377,11 @@ def vit_overlay_figure(
     )
     fig.update_layout(
         title=html.escape(title) if title else None,
-        width=int(420 * w / max(h, w)) + 140,
-        height=int(420 * h / max(h, w)) + 70,
+        width=int(420 * w / max(h, w)) + 180,
+        height=int(420 * h / max(h, w)) + 110,
     )
-    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
-    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
+    fig.update_xaxes(title_text="x (pixels)", range=[-0.5, w - 0.5], showgrid=False)
+    fig.update_yaxes(
+        title_text="y (pixels)", range=[h - 0.5, -0.5], scaleanchor="x", showgrid=False
+    )
     return apply_theme(fig)

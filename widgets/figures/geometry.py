@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme
 
@@ -20,7 +21,7 @@ __all__ = [
     "training_metric_figure",
 ]
 
-CATEGORICAL_LIMIT = 24  # more distinct values than this are coloured on a continuous scale
+CATEGORICAL_LIMIT = len(COLORWAY)  # more distinct values: coloured on a continuous scale
 
 
 def display_subsample(
@@ -135,7 +136,9 @@ def scatter_figure(
 
 
 def layer_metric_figure(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> go.Figure:
-    """Lines of each metric's value across layers (x in the frame's layer order).
+    """Each metric's value across layers (x in the frame's layer order), one panel per metric
+    with its own y axis — metrics on different scales (NC1 in 0–1, effective rank ~50) never
+    share one.
 
     ``df``: tidy frame with columns layer, metric, value (one step).
     """
@@ -144,19 +147,21 @@ def layer_metric_figure(df: pd.DataFrame, metrics: Sequence[str] | None = None) 
         if metrics is not None
         else [m for m in pd.unique(df["metric"]) if m != "duplicate_fraction"]
     )
-    fig = go.Figure()
+    fig = make_subplots(rows=max(len(names), 1), cols=1, shared_xaxes=True, vertical_spacing=0.04)
     for i, name in enumerate(names):
         part = df[df["metric"] == name]
         fig.add_trace(
             go.Scatter(
                 x=list(part["layer"]), y=part["value"], name=name, mode="lines+markers",
-                line=dict(color=COLORWAY[i % len(COLORWAY)]),
-            )
+                line=dict(color=COLORWAY[i % len(COLORWAY)]), showlegend=False,
+            ),
+            row=i + 1, col=1,
         )  # fmt: skip
+        fig.update_yaxes(title_text=name, row=i + 1, col=1)
+    fig.update_xaxes(title_text="layer", row=max(len(names), 1), col=1)
     fig.update_layout(
-        title="geometry across layers", xaxis_title="layer", yaxis_title="value",
-        height=320, width=520,
-    )  # fmt: skip
+        title="geometry across layers", height=max(240, 130 * len(names) + 110), width=520
+    )
     return apply_theme(fig)
 
 

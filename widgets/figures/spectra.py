@@ -99,7 +99,7 @@ def residual_history_figure(
             y=residual.freqs,
             z=z,
             colorscale=SEQUENTIAL,
-            colorbar=dict(title="log10" if log else "power"),
+            colorbar=dict(title=dict(text="log₁₀ residual power" if log else "residual power")),
         )
     )
     fig.update_layout(
@@ -227,14 +227,16 @@ def dashboard_figure(
 ) -> go.Figure:
     """The SpectrumLab view as one exportable 2×2 figure (empty panels stay blank)."""
     fig = make_subplots(
-        rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.16,
+        rows=2, cols=2, horizontal_spacing=0.16, vertical_spacing=0.2,
         subplot_titles=("residual power: frequency × step", "current spectrum vs target",
                         "per-layer spectra (channel mean)", esd_title),
     )  # fmt: skip
     if steps is not None and residual is not None and len(steps):
         fig.add_trace(
             go.Heatmap(x=list(steps), y=residual.freqs, z=log_floor(residual.power.T, log),
-                       colorscale=SEQUENTIAL, showscale=False),
+                       colorscale=SEQUENTIAL,
+                       colorbar=dict(title=dict(text="log₁₀ power" if log else "power"),
+                                     x=0.44, xanchor="left", y=0.79, len=0.42, thickness=10)),
             1, 1,
         )  # fmt: skip
     for trace in spectrum_traces(current or {}, dashed=("target",)):
@@ -249,5 +251,10 @@ def dashboard_figure(
         fig.update_yaxes(type="log" if log else "linear", row=2, col=2)
     for r, c in ((1, 2), (2, 1)):
         fig.update_yaxes(type="log" if log else "linear", row=r, col=c)
-    fig.update_layout(height=720, width=1000, legend=dict(orientation="h", y=-0.08))
+    titles = {(1, 1): ("step", "frequency"), (1, 2): ("frequency", "power"),
+              (2, 1): ("frequency", "power"), (2, 2): ("eigenvalue λ", "density")}  # fmt: skip
+    for (r, c), (xt, yt) in titles.items():
+        fig.update_xaxes(title_text=xt, row=r, col=c)
+        fig.update_yaxes(title_text=yt, row=r, col=c)
+    fig.update_layout(height=760, width=1000)
     return apply_theme(fig)

@@ -14,7 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from widgets.theme import COLORWAY, DIVERGING, SEQUENTIAL, apply_theme
+from widgets.figures.attention import escape_tokens, token_axis
+from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_ticks
 
 __all__ = [
     "TRACE_NAMES",
@@ -27,8 +28,10 @@ __all__ = [
     "metrics_figure",
     "residual_spectrum_figure",
     "signal_figure",
+    "surface_colors",
     "surface_map",
     "surface_points",
+    "surface_style",
 ]
 
 LOSS_KEYS = ("loss", "train_loss", "test_loss")
@@ -59,14 +62,17 @@ def metrics_figure(
     accuracy: bool | None = None,
     max_points: int = 400,
 ) -> go.Figure:
-    """Loss (log scale, left) and accuracy (right; ``None``: when the history has it) against
-    step; a dotted line marks ``step`` (the snapshot on view)."""
+    """Loss (log scale, left; one tick per decade written 10⁻³) and accuracy (right; ``None``:
+    when the history has it) against step; a dotted line marks ``step`` (the snapshot on view).
+    The legend sits above the plot, never over the curves."""
     has_acc = accuracy if accuracy is not None else any("test_acc" in h for h in history)
     fig = make_subplots(specs=[[{"secondary_y": has_acc}]])
+    losses = []
     for i, key in enumerate(LOSS_KEYS):
         x, y = curve(history, key, max_points)
+        losses.append(y)
         fig.add_trace(
-            go.Scatter(x=x, y=y, name=TRACE_NAMES[key], mode="lines",
+            go.Scatter(x=x, y=y, name=TRACE_NAMES[key], mode="lines", opacity=0.6 if key == "loss" else 1,
                        line=dict(color=COLORWAY[i], width=1 if key == "loss" else 2)),
             secondary_y=False,
         )  # fmt: skip
@@ -85,9 +91,11 @@ def metrics_figure(
             secondary_y=True,
             showgrid=False,
         )
-    fig.update_yaxes(title_text="loss", type="log", secondary_y=False)
+    fig.update_yaxes(
+        title_text="loss", type="log", secondary_y=False, **log_ticks(np.concatenate(losses))
+    )
     fig.update_xaxes(title_text="step")
-    fig.update_layout(height=300, legend=dict(orientation="h", y=1.12, x=0), margin=dict(t=40))
+    fig.update_layout(width=560, height=340)
     if step is not None:
         fig.add_vline(x=step, line=dict(color="#888", dash="dot", width=1))
     return apply_theme(fig)
@@ -116,6 +124,35 @@ def surface_points(x: Any, y: Any, shape: tuple[int, ...], extent: Sequence[floa
     return np.stack([row, col, np.asarray(y, dtype=np.float64)], 1).astype(np.float32)
 
 
+def _tint(color: str, amount: float = 0.62) -> str:
+    """``color`` (#rrggbb) blended ``amount`` of the way to white."""
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+def surface_colors(n_classes: int) -> list[str]:
+    """Colour stops of the decision surface: light tints of the class colours, so the data
+    points on top (full class colours, dark outline) stay visible on their own class's region.
+    Two classes: P(class 1) from the class-0 tint through white to the class-1 tint; more:
+    one tint per predicted class."""
+    if n_classes == 2:
+        return [_tint(COLORWAY[0]), "#ffffff", _tint(COLORWAY[1])]
+    return [_tint(COLORWAY[k % len(COLORWAY)]) for k in range(n_classes)]
+
+
+def surface_style(n_classes: int, extent: Sequence[float]) -> dict[str, Any]:
+    """Keyword arguments for :meth:`widgets.canvas.HeatmapGrid.show` that draw the decision
+    surface as :func:`decision_surface_figure` does: tints, colour bar, axes, class legend."""
+    return dict(
+        vmin=0.0, vmax=1.0 if n_classes == 2 else float(n_classes - 1),
+        colors=surface_colors(n_classes), extent=[float(e) for e in extent],
+        colorbar_title="P(class 1)" if n_classes == 2 else "predicted class",
+        x_title="x₁", y_title="x₂", aspect="equal",
+        point_colors=[COLORWAY[k % len(COLORWAY)] for k in range(n_classes)],
+        point_labels=[f"class {k}" for k in range(n_classes)],
+    )  # fmt: skip
+
+
 def decision_surface_figure(
     predictions: Any,
     shape: tuple[int, ...],
@@ -125,21 +162,38 @@ def decision_surface_figure(
     *,
     title: str = "",
 ) -> go.Figure:
-    """The decision surface with the data points on top (row 0 at the bottom, as in the data)."""
+    """The decision surface (light tints: P(class 1), or the predicted class) with the data
+    points on top in full class colours, one legend entry per class; row 0 at the bottom."""
     z, lo, hi = surface_map(predictions, shape)
     z = z[::-1]  # plotly draws row 0 at the bottom
+    n_classes = np.asarray(predictions).shape[-1]
+    style = surface_style(n_classes, extent)
     x0, x1, y0, y1 = extent
     xs, ys = np.linspace(x0, x1, shape[1]), np.linspace(y0, y1, shape[0])
-    pts, labels = np.asarray(x), np.asarray(y)
-    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=lo, zmax=hi, colorscale=DIVERGING if hi == 1 else SEQUENTIAL,
-                               showscale=False, hoverinfo="skip"))  # fmt: skip
-    fig.add_trace(
-        go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", showlegend=False,
-                   marker=dict(color=labels, cmin=lo, cmax=hi, size=5, line=dict(color="white", width=0.7),
-                               colorscale=DIVERGING if hi == 1 else SEQUENTIAL))
+    stops = style["colors"]
+    if n_classes == 2:
+        scale = [[i / (len(stops) - 1), c] for i, c in enumerate(stops)]
+        bar = dict(title=dict(text=style["colorbar_title"]), tickvals=[0, 0.5, 1])
+        zmin, zmax = lo, hi
+    else:  # one flat band per class
+        scale = [[(k + e) / n_classes, c] for k, c in enumerate(stops) for e in (0, 1)]
+        bar = dict(title=dict(text=style["colorbar_title"]), tickvals=list(range(n_classes)))
+        zmin, zmax = -0.5, n_classes - 0.5
+    fig = go.Figure(
+        go.Heatmap(x=xs, y=ys, z=z, zmin=zmin, zmax=zmax, colorscale=scale, colorbar=bar,
+                   hovertemplate="x₁ %{x:.2f}, x₂ %{y:.2f}: %{z:.2f}<extra></extra>")
     )  # fmt: skip
-    fig.update_layout(title=title, width=420, height=400, xaxis_title="x₁", yaxis_title="x₂")
-    fig.update_yaxes(scaleanchor="x")
+    pts, labels = np.asarray(x), np.asarray(y)
+    for k in range(n_classes):
+        sel = labels == k
+        fig.add_trace(
+            go.Scatter(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=style["point_labels"][k],
+                       marker=dict(color=style["point_colors"][k], size=6,
+                                   line=dict(color="#222", width=0.8)))
+        )  # fmt: skip
+    fig.update_layout(title=title, width=460, height=420, xaxis_title="x₁", yaxis_title="x₂")
+    fig.update_xaxes(range=[x0, x1], constrain="domain")
+    fig.update_yaxes(range=[y0, y1], scaleanchor="x", constrain="domain")
     return apply_theme(fig)
 
 
@@ -165,17 +219,20 @@ def image_maps(prediction: Any, target: Any, shape: tuple[int, ...]) -> np.ndarr
 def image_figure(
     prediction: Any, target: Any, shape: tuple[int, ...], *, title: str = ""
 ) -> go.Figure:
-    """Reconstruction next to the target."""
+    """Reconstruction next to the target, on one grey scale with a colour bar."""
     maps = image_maps(prediction, target, shape)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("model", "target"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("model", "target"), horizontal_spacing=0.06)
     for i in range(2):
-        fig.add_trace(
-            go.Heatmap(z=maps[i], colorscale="Greys_r", zmin=0, zmax=1, showscale=False), 1, i + 1
-        )
+        fig.add_trace(go.Heatmap(z=maps[i], coloraxis="coloraxis"), 1, i + 1)
         fig.update_yaxes(
-            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1
-        )
-    fig.update_layout(title=title, height=340, width=640)
+            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", constrain="domain",
+            title_text="pixel row" if i == 0 else None, row=1, col=i + 1,
+        )  # fmt: skip
+        fig.update_xaxes(title_text="pixel column", constrain="domain", row=1, col=i + 1)
+    fig.update_layout(
+        title=title, height=340, width=660,
+        coloraxis=dict(colorscale="Greys_r", cmin=0, cmax=1, colorbar=dict(title=dict(text="intensity"))),
+    )  # fmt: skip
     return apply_theme(fig)
 
 
@@ -201,22 +258,30 @@ def _layer_of(name: str) -> int:
 def attention_figure(
     patterns: Mapping[str, Any], tokens: Sequence[str] | None = None, *, example: int = 0
 ) -> go.Figure:
-    """Every head's attention (query rows, key columns) for one example, layers as rows."""
+    """Every head's attention (query rows, key columns) for one example, layers as rows, on one
+    colour scale. Tokens label numeric axes, so repeated tokens keep their own rows/columns."""
     maps, titles = attention_maps(patterns, example)
     n_layers = max(len(patterns), 1)
     n_heads = max(len(maps) // n_layers, 1)
     fig = make_subplots(rows=n_layers, cols=n_heads, subplot_titles=titles,
-                        horizontal_spacing=0.03, vertical_spacing=0.08)  # fmt: skip
-    labels = list(tokens) if tokens is not None else None
+                        horizontal_spacing=0.04, vertical_spacing=0.12)  # fmt: skip
+    t = maps.shape[-1]
+    labels = escape_tokens(tokens) if tokens is not None else [str(i) for i in range(t)]
     for i, m in enumerate(maps):
         fig.add_trace(
-            go.Heatmap(z=m, x=labels, y=labels, zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=i == 0),
+            go.Heatmap(z=m, x=np.arange(t), y=np.arange(t), coloraxis="coloraxis", customdata=np.broadcast_to(np.asarray(labels, dtype=object), m.shape),
+                       hovertemplate="query %{y} → key %{x} %{customdata}: %{z:.3f}<extra></extra>"),
             i // n_heads + 1, i % n_heads + 1,
         )  # fmt: skip
-    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(**token_axis(labels), tickangle=-60)
+    fig.update_yaxes(**token_axis(labels), autorange="reversed")
+    fig.update_xaxes(title_text="key", row=n_layers)
+    fig.update_yaxes(title_text="query", col=1)
     fig.update_layout(
-        height=220 * n_layers + 60, width=200 * n_heads + 120, title="attention (query → key)"
-    )
+        height=230 * n_layers + 90, width=210 * n_heads + 160, title="attention (query → key)",
+        coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1,
+                       colorbar=dict(title=dict(text="attention weight"))),
+    )  # fmt: skip
     return apply_theme(fig)
 
 

@@ -260,6 +260,92 @@ class MultiSeedTrainer:
             out.append(model)
         return out
 
+    # ------------------------------------------------------------------ per-seed trainers
+    def seed_trainer(self, seed: int) -> Trainer:
+        """A :class:`Trainer` holding ``seed``'s current state: weights, optimizer state, step,
+        history and minibatch order, so it can be recorded, checkpointed or trained on alone
+        (and continues exactly as the batched run would). In vmap mode it is an independent
+        copy; in sequential mode it is the seed's own trainer (stepping it moves this one)."""
+        if seed not in self.seeds:
+            raise ValueError(f"seed {seed!r} is not one of this trainer's seeds {self.seeds}")
+        i = self.seeds.index(seed)
+        if self.mode == "sequential":
+            return self.trainers[i]
+        trainer = Trainer(self.factory, self.task, self.config.with_(seed=seed))
+        with torch.no_grad():
+            for mine, stacked in zip(trainer.model.parameters(), self._params, strict=True):
+                mine.copy_(stacked[i])
+            for buf, stacked in zip(trainer.model.buffers(), self._buffers, strict=True):
+                buf.copy_(stacked[i])
+        for mine, stacked in zip(trainer.model.parameters(), self._params, strict=True):
+            state = self.optimizer.state.get(stacked, {})
+            trainer.optimizer.state[mine] = {k: _slice(k, v, stacked, i) for k, v in state.items()}
+        trainer.global_step = self.global_step
+        trainer.history = [
+            {k: v for k, v in h.items() if k != "seed"} for h in self.history if h["seed"] == seed
+        ]
+        trainer._batch_gen.set_state(self._gens[i].get_state())
+        if len(self._orders[i]):
+            trainer._order, trainer._cursor = self._orders[i].clone(), self._cursor
+        return trainer
+
+    @classmethod
+    def from_trainers(cls, trainers: Sequence[Trainer], *, mode: str = "auto") -> MultiSeedTrainer:
+        """Batch trainers of one configuration that stand at the same step (e.g. seeds resumed
+        from their checkpoints, or the seeds left after one diverged): the result continues
+        each exactly as it would have continued alone. Each trainer must be built from a model
+        factory under its own ``config.seed``, on the same task and configuration."""
+        trainers = list(trainers)
+        if not trainers:
+            raise ValueError("from_trainers needs at least one Trainer")
+        first = trainers[0]
+        source = first._source
+        if isinstance(source, nn.Module):
+            raise TypeError("from_trainers needs trainers built from a model factory, not a module")
+        for t in trainers[1:]:
+            if t._source is not source or t.task is not first.task:
+                raise ValueError("every trainer must share the same model factory and task object")
+            if t.config.with_(seed=0) != first.config.with_(seed=0):
+                raise ValueError("every trainer must have the same TrainConfig apart from seed")
+            if t.global_step != first.global_step:
+                raise ValueError(
+                    f"every trainer must stand at the same step, got "
+                    f"{sorted({x.global_step for x in trainers})}"
+                )
+        seeds = [t.config.seed for t in trainers]
+        batched = cls(source, first.task, first.config, seeds=seeds, mode=mode)
+        batched._load(trainers)
+        return batched
+
+    def _load(self, trainers: list[Trainer]) -> None:
+        self.global_step = trainers[0].global_step
+        self.history = sorted(
+            ({"seed": t.config.seed, **h} for t in trainers for h in t.history),
+            key=lambda h: (h["step"], self.seeds.index(int(h["seed"]))),
+        )
+        if self.mode == "sequential":
+            self.trainers = trainers
+            return
+        with torch.no_grad():
+            for i, t in enumerate(trainers):
+                for stacked, theirs in zip(self._params, t.model.parameters(), strict=True):
+                    stacked[i].copy_(theirs)
+                for buf, their_buf in zip(self._buffers, t.model.buffers(), strict=True):
+                    buf[i].copy_(their_buf)
+        for j, stacked in enumerate(self._params):
+            states = [t.optimizer.state.get(list(t.model.parameters())[j], {}) for t in trainers]
+            if states[0]:
+                self.optimizer.state[stacked] = {
+                    k: _stack(k, [s[k] for s in states], stacked) for k in states[0]
+                }
+        for gen, t in zip(self._gens, trainers, strict=True):
+            gen.set_state(t._batch_gen.get_state())
+        if len(trainers[0]._order):
+            self._orders = [t._order.clone() for t in trainers]
+            self._cursor = trainers[0]._cursor
+        else:
+            self._cursor = len(self.data["x_train"])
+
     def history_frame(self) -> pd.DataFrame:
         """Tidy history: (seed, step, metric, value)."""
         return tidy(
@@ -268,3 +354,27 @@ class MultiSeedTrainer:
             for k, v in h.items()
             if k not in ("seed", "step")
         )
+
+
+# Optimizer state entries that are one value for all seeds (the seeds step together).
+_SHARED_STATE = ("step",)
+
+
+def _slice(key: str, value: Any, stacked: torch.Tensor, i: int) -> Any:
+    """Seed ``i``'s part of optimizer state entry ``key`` of a stacked parameter."""
+    if (
+        key not in _SHARED_STATE
+        and isinstance(value, torch.Tensor)
+        and value.shape == stacked.shape
+    ):
+        return value[i].clone()
+    return value.clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+
+
+def _stack(key: str, values: list[Any], stacked: torch.Tensor) -> Any:
+    """Optimizer state entry ``key`` of a stacked parameter from the seeds' own entries."""
+    first = values[0]
+    if key not in _SHARED_STATE and isinstance(first, torch.Tensor):
+        if first.shape == stacked.shape[1:]:
+            return torch.stack(values).to(stacked.device)
+    return first.clone() if isinstance(first, torch.Tensor) else copy.deepcopy(first)

@@ -124,3 +124,34 @@ def test_signal_fit_probe_is_the_full_grid():
     err0 = float((first.predictions - r.probe.target).pow(2).mean())
     err = float((r.latest.predictions - r.probe.target).pow(2).mean())
     assert err < err0
+
+
+@pytest.mark.parametrize(("batch_size", "optimizer"), [(None, "adam"), (50, "sgd")])
+def test_seed_trainers_split_off_and_batch_again_exactly(batch_size, optimizer):
+    """seed_trainer() hands one seed to a Trainer and from_trainers() batches Trainers again;
+    either way each seed continues exactly as the uninterrupted batched run."""
+    task = make_task("spirals", n=300, seed=1)
+    kw = dict(lr=0.02, batch_size=batch_size, optimizer=optimizer, eval_every=5)
+    whole = MultiSeedTrainer(small_mlp, task, seeds=[0, 1, 2], **kw)
+    for _ in whole.run(30):
+        pass
+    part = MultiSeedTrainer(small_mlp, task, seeds=[0, 1, 2], **kw)
+    for _ in part.run(12):
+        pass
+    alone = part.seed_trainer(1)
+    assert isinstance(alone, Trainer) and alone.global_step == 12 and len(alone.history) == 12
+    for _ in alone.run(18):
+        pass
+    again = MultiSeedTrainer.from_trainers([part.seed_trainer(0), part.seed_trainer(2)])
+    assert again.mode == "vmap" and again.seeds == [0, 2] and again.global_step == 12
+    for _ in again.run(18):
+        pass
+    ref = whole.history_frame().set_index(["seed", "step", "metric"])["value"]
+    got = again.history_frame().set_index(["seed", "step", "metric"])["value"]
+    got_alone = alone.history_frame().assign(seed=1).set_index(["seed", "step", "metric"])["value"]
+    for frame in (got, got_alone):
+        frame = frame.drop(index="seconds", level="metric")
+        assert len(frame) == len(ref.loc[frame.index])
+        assert (frame - ref.loc[frame.index]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="same step"):
+        MultiSeedTrainer.from_trainers([part.seed_trainer(0), whole.seed_trainer(2)])

@@ -1,18 +1,24 @@
 """Pretrained Hugging Face transformers, offline, with the same hook names as built-in models.
 
 :func:`load_pretrained` loads a local checkpoint folder with eager attention (fused SDPA returns
-no attention weights) and wraps it in :class:`PretrainedTransformer`, whose hook points
-``hook_embed`` (B, T, d), ``blocks.{i}.attn.hook_pattern`` (B, H, T, T) and
-``blocks.{i}.hook_resid_post`` (B, T, d) receive the model's attentions and hidden states, so
-:func:`explorer.models.hooks.capture` works unchanged. These hooks observe: a value returned by a
-hook does not change the pretrained forward pass. The wrapped modules are also reachable by
-their own names (``model.encoder.layer.0.attention``) for capture.
+no attention weights) — with its language-model head when the folder holds a causal LM — and
+wraps it in :class:`PretrainedTransformer`, whose hook points ``hook_embed`` (B, T, d),
+``blocks.{i}.attn.hook_pattern`` (B, H, T, T) and ``blocks.{i}.hook_resid_post`` (B, T, d)
+receive the model's attentions and hidden states, so :func:`explorer.models.hooks.capture` works
+unchanged. These hooks observe: a value returned by a hook does not change the pretrained forward
+pass. The wrapped modules are also reachable by their own names (``model.encoder.layer.0``).
+
+To edit the forward pass (:mod:`explorer.interventions`), :meth:`PretrainedTransformer.
+intervention_points` maps the same names onto the real modules of GPT-2, BERT-like and
+Llama-like models (``blocks.{i}.attn.hook_z`` = input of the attention output projection, heads
+split out; ``blocks.{i}.mlp.hook_post`` = input of the MLP down projection; ...).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +29,44 @@ from explorer.device import DeviceLike, resolve_device
 from explorer.errors import MissingDependencyError, optional_import
 from explorer.models.hooks import HookPoint
 
-__all__ = ["PretrainedTransformer", "load_minilm", "load_pretrained", "minilm_path"]
+__all__ = [
+    "HEADS",
+    "PretrainedTransformer",
+    "display_token",
+    "load_minilm",
+    "load_pretrained",
+    "minilm_path",
+]
 
 _BYTE_LEVEL_SPACE = ("Ġ", "▁")  # GPT-2 byte-level BPE and SentencePiece word starts
+HEADS = ("auto", "none", "causal_lm")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a family keeps its parts, as module paths inside ``model.base_model``."""
+
+    layers: str  # the ModuleList of blocks
+    embed: str  # its output is the residual stream entering block 0
+    attn_out: str  # attention output projection (input: merged heads; output: attention out)
+    mlp_down: str  # MLP down projection (input: neuron activations; output: MLP out)
+    final_norm: str | None  # norm applied before the unembedding
+
+
+_LLAMA = _Layout("layers", "embed_tokens", "self_attn.o_proj", "mlp.down_proj", "norm")
+_LAYOUTS = {
+    "gpt2": _Layout("h", "drop", "attn.c_proj", "mlp.c_proj", "ln_f"),
+    "bert": _Layout("encoder.layer", "embeddings", "attention.output.dense", "output.dense", None),
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3"), _LLAMA),
+}
+
+
+def display_token(token: str) -> str:
+    """A tokenizer's token as text: a byte-level or SentencePiece word start becomes a space."""
+    for mark in _BYTE_LEVEL_SPACE:
+        if token.startswith(mark):
+            return " " + token[len(mark) :]
+    return token
 
 
 class _AttentionHooks(nn.Module):
@@ -50,12 +91,52 @@ class PretrainedTransformer(nn.Module):
     def __init__(self, model: nn.Module, tokenizer: Any, name: str = "") -> None:
         super().__init__()
         cfg: Any = model.config
-        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.model: Any = model
+        self.tokenizer, self.name = tokenizer, name
         self.n_layers = int(cfg.num_hidden_layers)
         self.n_heads = int(cfg.num_attention_heads)
         self.d_model = int(cfg.hidden_size)
         self.hook_embed = HookPoint()
         self.blocks = nn.ModuleList(_BlockHooks() for _ in range(self.n_layers))
+        hf: Any = model
+        self.lm_head: nn.Module | None = hf.get_output_embeddings()
+
+    @property
+    def layout(self) -> _Layout | None:
+        """The module layout of this model family, or None for a family not mapped yet."""
+        return _LAYOUTS.get(str(getattr(self.model.config, "model_type", "")))
+
+    @property
+    def final_norm(self) -> nn.Module | None:
+        """The norm before the unembedding (None for post-LN families such as BERT)."""
+        layout = self.layout
+        if layout is None or layout.final_norm is None:
+            return None
+        return self.model.base_model.get_submodule(layout.final_norm)
+
+    def intervention_points(self) -> dict[str, tuple[Any, ...]]:
+        """Editable sites: hook name → (module, "output" | "input"[, n_heads]).
+
+        Empty for a family without a layout (its modules stay editable by their own names).
+        """
+        layout = self.layout
+        if layout is None:
+            return {}
+        base = self.model.base_model
+        points: dict[str, tuple[Any, ...]] = {
+            "hook_embed": (base.get_submodule(layout.embed), "output")
+        }
+        for i, block in enumerate(base.get_submodule(layout.layers)):
+            attn_out = block.get_submodule(layout.attn_out)
+            mlp_down = block.get_submodule(layout.mlp_down)
+            p = f"blocks.{i}."
+            points[p + "hook_resid_pre"] = (block, "input")
+            points[p + "attn.hook_z"] = (attn_out, "input", self.n_heads)
+            points[p + "hook_attn_out"] = (attn_out, "output")
+            points[p + "mlp.hook_post"] = (mlp_down, "input")
+            points[p + "hook_mlp_out"] = (mlp_down, "output")
+            points[p + "hook_resid_post"] = (block, "output")
+        return points
 
     @property
     def device(self) -> torch.device:
@@ -73,20 +154,17 @@ class PretrainedTransformer(nn.Module):
     def tokens(self, text: str) -> list[str]:
         """Display strings of the tokens of ``text``, aligned with attention rows."""
         ids = self.encode(text)["input_ids"][0].tolist()
-        toks = self.tokenizer.convert_ids_to_tokens(ids)
-        out = []
-        for t in toks:
-            for mark in _BYTE_LEVEL_SPACE:
-                if t.startswith(mark):
-                    t = " " + t[len(mark) :]
-            out.append(t)
-        return out
+        return [display_token(t) for t in self.tokenizer.convert_ids_to_tokens(ids)]
 
     def forward(
-        self, inputs: str | Sequence[str] | Mapping[str, torch.Tensor] | torch.Tensor
+        self,
+        inputs: str | Sequence[str] | Mapping[str, torch.Tensor] | torch.Tensor | None = None,
+        **tensors: torch.Tensor,
     ) -> Any:
-        """Run on text, a tokenizer output dict or input ids (B, T); returns the HF output
-        (with ``attentions`` and ``hidden_states``)."""
+        """Run on text, a tokenizer output dict (or its entries as keywords) or input ids
+        (B, T); returns the HF output (with ``attentions`` and ``hidden_states``)."""
+        if inputs is None:
+            inputs = tensors
         if isinstance(inputs, (str, list, tuple)):
             batch = self.encode(inputs)
         elif isinstance(inputs, torch.Tensor):
@@ -117,14 +195,28 @@ def _transformers() -> Any:
     return optional_import("transformers", "hf")
 
 
+def _is_causal_lm(config: Any) -> bool:
+    names = getattr(config, "architectures", None) or []
+    return any(str(n).endswith(("ForCausalLM", "LMHeadModel")) for n in names)
+
+
 def load_pretrained(
     path: str | os.PathLike[str],
     *,
+    head: str = "auto",
     device: DeviceLike = "cpu",
     dtype: torch.dtype | None = None,
 ) -> PretrainedTransformer:
     """Load a local Hugging Face checkpoint folder (config + weights + tokenizer), eager
-    attention, in eval mode. Nothing is downloaded: a missing folder raises with what to do."""
+    attention, in eval mode. Nothing is downloaded: a missing folder raises with what to do.
+
+    ``head``: ``"causal_lm"`` loads the language-model head (``AutoModelForCausalLM``: logits
+    and the logit lens), ``"none"`` the bare model (``AutoModel``), ``"auto"`` the head when the
+    folder's config names a causal-LM architecture. Weights load as safetensors or with
+    ``torch.load(weights_only=True)``: no code runs. A tokenizer without a padding token pads
+    with its end-of-text token."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     folder = Path(path)
     if not (folder.is_dir() and (folder / "config.json").is_file()):
         raise FileNotFoundError(
@@ -138,12 +230,19 @@ def load_pretrained(
     tf.utils.logging.disable_progress_bar()  # no weight-loading bar in notebooks and logs
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = tf.AutoModel.from_pretrained(
-            str(folder), attn_implementation="eager", local_files_only=True, dtype=dtype
-        )
+        if head == "auto":
+            config = tf.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+            head = "causal_lm" if _is_causal_lm(config) else "none"
+        auto = tf.AutoModelForCausalLM if head == "causal_lm" else tf.AutoModel
+        model = auto.from_pretrained(
+            str(folder), attn_implementation="eager", local_files_only=True, dtype=dtype,
+            weights_only=True, trust_remote_code=False,
+        )  # fmt: skip
     finally:
         if bars:
             tf.utils.logging.enable_progress_bar()
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
     model = model.to(resolve_device(device)).eval()
     return PretrainedTransformer(model, tokenizer, name=folder.name)
 

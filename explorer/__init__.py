@@ -26,6 +26,7 @@ __all__ = [
     "data",
     "device",
     "errors",
+    "interventions",
     "kernels",
     "models",
     "train",
@@ -34,7 +35,17 @@ __all__ = [
 _SUBMODULES = frozenset(__all__) - {"__version__"}
 
 if TYPE_CHECKING:
-    from explorer import analysis, data, device, errors, kernels, models, train, validation
+    from explorer import (
+        analysis,
+        data,
+        device,
+        errors,
+        interventions,
+        kernels,
+        models,
+        train,
+        validation,
+    )
 
 
 def __getattr__(name: str) -> Any:

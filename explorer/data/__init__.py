@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from explorer.data.images import PHOTOS, PROCEDURAL, digits, image, image_task, shapes
+from explorer.data.images import PHOTOS, PROCEDURAL, digits, image, image_prior, image_task, shapes
 from explorer.data.sequences import (
     associative_recall,
     copy,
@@ -46,6 +46,7 @@ __all__ = [
     "field_task",
     "hierarchical",
     "image",
+    "image_prior",
     "image_task",
     "induction",
     "load_text",
@@ -71,6 +72,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "checkerboard": checkerboard,
     "signal_1d": signal_1d,
     "image": image_task,
+    "image_prior": image_prior,
     "digits": digits,
     "shapes": shapes,
     "modular_addition": modular_addition,

@@ -7,12 +7,13 @@ Images are float32 in [0, 1], shape (H, W) for gray or (H, W, 3) for colour.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from explorer.data.signals import field_task
 from explorer.data.task import Task, check_fraction, rng, split_rows
 from explorer.validation import check_positive_int
 
-__all__ = ["PHOTOS", "PROCEDURAL", "digits", "image", "image_task", "shapes"]
+__all__ = ["PHOTOS", "PROCEDURAL", "digits", "image", "image_prior", "image_task", "shapes"]
 
 PHOTOS = ("camera", "astronaut", "coins", "chelsea", "coffee", "horse", "moon", "text", "retina")
 PROCEDURAL = ("checker", "zone_plate", "sines", "disks")
@@ -90,6 +91,39 @@ def image_task(
     img = image(name, size, gray=gray, seed=seed)
     values = img[..., None] if img.ndim == 2 else img
     return field_task(f"image_{name}", values, holdout_every=holdout_every, seed=seed, image=name)
+
+
+def image_prior(
+    name: str = "camera",
+    size: int = 32,
+    *,
+    noise: float = 0.1,
+    code_channels: int = 16,
+    code_size: int = 4,
+    seed: int = 0,
+) -> Task:
+    """Deep-image-prior denoising (Ulyanov et al.): a fixed random code → a noisy image.
+
+    x_train = x_test = the code (1, code_channels, code_size, code_size), uniform in [0, 0.1)
+    (the input ``ConvDecoder.noise_input`` makes); y_train = the image plus Gaussian noise of std
+    ``noise`` (1, 1, size, size); y_test = the clean image. A generator trained on the noisy
+    target has test MSE = its error against the clean image (PSNR = −10·log10(MSE), peak 1).
+    ``meta["noisy_mse"]`` is the clean-image MSE of the noisy target itself.
+    """
+    check_positive_int(code_channels, "code_channels")
+    check_positive_int(code_size, "code_size")
+    if not (np.isfinite(noise) and noise > 0):
+        raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
+    gen = rng(seed)
+    clean = image(name, size, seed=seed)[None, None].astype(np.float32)  # (1, 1, size, size)
+    noisy = (clean + noise * gen.standard_normal(clean.shape)).astype(np.float32)
+    code = (gen.random((1, code_channels, code_size, code_size)) * 0.1).astype(np.float32)
+    x, y_noisy, y_clean = (torch.from_numpy(a) for a in (code, noisy, clean))
+    meta = {
+        "loss": "mse", "shape": (1, size, size), "image": name, "noise": float(noise),
+        "noisy_mse": float(((noisy - clean) ** 2).mean()), "seed": seed,
+    }  # fmt: skip
+    return Task(f"image_prior_{name}", "image", x, y_noisy, x.clone(), y_clean, meta=meta)
 
 
 def digits(*, test_fraction: float = 0.25, seed: int = 0) -> Task:

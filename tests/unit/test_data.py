@@ -20,7 +20,8 @@ from explorer.data.toy2d import class_counts
 SMALL = {
     "spirals": {"n": 60}, "moons": {"n": 60}, "circles": {"n": 60}, "xor": {"n": 60},
     "blobs": {"n": 60}, "checkerboard": {"n": 60}, "signal_1d": {"n": 32, "frequencies": (1, 3)},
-    "image": {"name": "checker", "size": 8}, "digits": {}, "shapes": {"n": 24, "size": 8},
+    "image": {"name": "checker", "size": 8}, "image_prior": {"name": "checker", "size": 8},
+    "digits": {}, "shapes": {"n": 24, "size": 8},
     "modular_addition": {"p": 7}, "copy": {"n": 20}, "reverse": {"n": 20}, "sort": {"n": 20},
     "induction": {"n": 20}, "associative_recall": {"n": 20}, "majority": {"n": 20},
     "parentheses": {"n": 20}, "hierarchical": {"n": 20}, "char_text": {"n": 20, "seq_len": 16},
@@ -108,6 +109,18 @@ def test_images():
     t = make_task("image", name="astronaut", size=8, gray=False)
     assert t.kind == "image" and t.meta["shape"] == (8, 8) and t.y_train.shape[1] == 3
     assert t.n_test == 16
+
+
+def test_image_prior_trains_on_the_noisy_image_and_tests_on_the_clean_one():
+    t = make_task("image_prior", name="checker", size=16, noise=0.2, code_channels=4, code_size=2)
+    clean = torch.from_numpy(image("checker", 16))[None, None]
+    assert t.x_train.shape == (1, 4, 2, 2) and torch.equal(t.x_train, t.x_test)
+    assert torch.equal(t.y_test, clean) and t.y_train.shape == clean.shape
+    noise = t.y_train - clean
+    assert abs(float(noise.std()) - 0.2) < 0.03 and abs(float(noise.mean())) < 0.05
+    assert t.meta["noisy_mse"] == pytest.approx(float((noise**2).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="noise"):
+        make_task("image_prior", noise=0.0)
 
 
 def test_shapes_are_balanced_and_distinct():

@@ -1,7 +1,7 @@
 """Frequency lens: spectra of learned functions, images and feature maps; residual power per
 frequency against a target over training; FreSh initial-spectrum distance and the batched σ
 sweep; weight spectra with power-law tails (what WeightWatcher reports); Fourier analysis over
-Z_p; frequency responses of kernels and token mixers.
+Z_p; frequency responses of kernels and token mixers; peaks repeated by upsampling.
 
 CPU work runs in numpy (FFT, LAPACK) with a numba kernel for the power-law xmin scan; CUDA
 inputs (or ``device="cuda"``) run in ``torch.fft``/``torch.linalg``. Everything is float64.
@@ -28,6 +28,7 @@ from explorer.analysis.spectra.modular import (
     logit_fourier_power,
     zp_fourier_power,
 )
+from explorer.analysis.spectra.peaks import mean_power_2d, repeated_peak_prominence
 from explorer.analysis.spectra.powerlaw import PowerLawFit, fit_power_law
 from explorer.analysis.spectra.response import kernel_frequency_response, mixing_frequency_response
 from explorer.analysis.spectra.weights import (
@@ -58,10 +59,12 @@ __all__ = [
     "layer_spectra",
     "layer_spectra_frame",
     "logit_fourier_power",
+    "mean_power_2d",
     "mixing_frequency_response",
     "power_spectrum",
     "psnr",
     "radial_power_spectrum",
+    "repeated_peak_prominence",
     "residual_spectrum",
     "singular_values",
     "spectral_centroid",

@@ -1,7 +1,11 @@
-"""Checks at public boundaries: fail early with a message that says what to do."""
+"""Checks at public boundaries: fail early, before any state changes, with a message that says
+what was wrong and what to do. ``TypeError`` for the wrong kind of thing (complex, bool, object
+or string arrays, a string where a number belongs), ``ValueError`` for a wrong value (shape,
+range, NaN/inf, too few samples)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +13,16 @@ import torch
 
 from explorer.device import ArrayLike
 
-__all__ = ["check_finite", "check_matrix", "check_paired", "check_positive_int"]
+__all__ = [
+    "check_array",
+    "check_finite",
+    "check_labels",
+    "check_matrix",
+    "check_number",
+    "check_paired",
+    "check_positive_int",
+    "check_seed",
+]
 
 
 def _shape(x: ArrayLike) -> tuple[int, ...]:
@@ -28,21 +41,69 @@ def check_finite(x: ArrayLike, name: str = "input") -> None:
         )
 
 
+def _check_real_dtype(x: ArrayLike, name: str) -> None:
+    """TypeError unless ``x`` holds real numbers (integers or floats, not bool)."""
+    if isinstance(x, torch.Tensor):
+        ok = not (x.is_complex() or x.dtype == torch.bool)
+        dtype: Any = x.dtype
+    else:
+        ok = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+        dtype = x.dtype
+    if ok:
+        return
+    kind = str(dtype)
+    if "complex" in kind:
+        hint = "pass x.real, x.imag or abs(x) explicitly (the imaginary part is never dropped)"
+    elif "bool" in kind:
+        hint = "convert it first, e.g. x.astype(float), if 0/1 values are meant"
+    else:
+        hint = "pass an array of numbers"
+    raise TypeError(f"{name} must hold real numbers (int or float), got dtype {kind}: {hint}")
+
+
+def check_array(
+    x: Any,
+    name: str = "x",
+    *,
+    ndim: int | None = None,
+    min_ndim: int = 0,
+    finite: bool = True,
+) -> ArrayLike:
+    """Validate an array of real numbers; return it as numpy (lists converted) or torch, unchanged.
+
+    Rejects complex, bool, object and string dtypes (TypeError), the wrong number of axes and
+    NaN/inf (ValueError). ``ndim``: exact number of axes; ``min_ndim``: at least that many.
+    """
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise ValueError(f"{name} is not a rectangular array of numbers: {err}") from None
+    _check_real_dtype(x, name)
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} axes, got shape {_shape(x)}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} axes, got shape {_shape(x)}")
+    if finite:
+        check_finite(x, name)
+    return x
+
+
 def check_matrix(
     x: Any, name: str = "X", *, min_rows: int = 1, min_cols: int = 1, finite: bool = True
 ) -> ArrayLike:
-    """Validate an (n, d) matrix (rows are samples). Returns it as numpy or torch, unchanged.
+    """Validate an (n, d) matrix of real numbers (rows are samples); returned unchanged.
 
-    Lists are converted to numpy. 1-D input is rejected with a hint to reshape.
+    Lists are converted to numpy. 1-D input is rejected with a hint to reshape; dtypes as in
+    :func:`check_array`.
     """
     if not isinstance(x, (np.ndarray, torch.Tensor)):
-        x = np.asarray(x)
+        x = check_array(x, name, finite=False)
     if x.ndim != 2:
         hint = " (use x.reshape(-1, 1) for one feature)" if x.ndim == 1 else ""
         hint = hint or " (flatten or pool extra axes first, e.g. x.reshape(len(x), -1))"
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {_shape(x)}{hint}")
-    if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
+    _check_real_dtype(x, name)
     n, d = _shape(x)
     if n < min_rows:
         raise ValueError(f"{name} has {n} rows (samples); this needs at least {min_rows}")
@@ -67,3 +128,75 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float in the given range, else raise.
+
+    TypeError for a bool, a string or anything that is not a real number; ValueError for NaN,
+    ±inf or a value outside [low, high] (``low_open``/``high_open`` exclude the bound).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{name} must be a real number, got complex {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    too_low = low is not None and (v <= low if low_open else v < low)
+    too_high = high is not None and (v >= high if high_open else v > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+    return v
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """A seed is an integer ≥ 0 (reproducible) or ``None`` (fresh OS entropy, different each
+    call — never a silent 0). Returns it as int or None."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 0 or None (unseeded), got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0 or None (unseeded), got {seed!r}")
+    return int(seed)
+
+
+def check_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
+    """Class labels as a 1-D numpy array of length ``n`` (ints, strings or integral floats).
+
+    Rejects NaN/inf and fractional float labels, bool/complex/object arrays of non-strings,
+    and a length that does not match the ``n`` samples.
+    """
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one class per sample), got shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{name} has {len(y)} entries but there are {n} samples; they must match")
+    if y.dtype.kind in "US":
+        return y
+    if y.dtype.kind == "O" and all(isinstance(v, str) for v in y):
+        return y.astype(str)
+    _check_real_dtype(y, name)
+    if y.dtype.kind == "f":
+        check_finite(y, name)
+        if not np.array_equal(y, np.round(y)):
+            first = y[y != np.round(y)][0]
+            raise ValueError(f"{name} must be class ids, got fractional values (first: {first!r})")
+    return y

@@ -20,7 +20,7 @@ def test_check_matrix_messages() -> None:
         check_matrix(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="at least 4"):
         check_matrix(np.zeros((3, 2)), min_rows=4)
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="real numbers"):
         check_matrix(np.array([["a"]]))
     x = np.zeros((3, 2))
     x[1, 1] = np.nan

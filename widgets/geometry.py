@@ -46,7 +46,7 @@ def _points(layers: Mapping[str, Any]) -> dict[str, np.ndarray]:
     if any(v.ndim != 2 for v in out.values()) or len({s[0] for s in sizes.values()}) != 1:
         raise ValueError(
             f"every layer must be (n, d) with the same n (one row per point), got {sizes}; "
-            "use explorer.analysis.geometry.as_points for (B, T, d) hidden states"
+            'use explorer.analysis.pool_features(h, "tokens") for (B, T, d) hidden states'
         )
     return out
 
@@ -274,7 +274,7 @@ class GeometryLab(StatusLine, W.VBox):
 
     def _points_at(self, snap: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
         model = model_at(self._training.trainer.model, snap.params)
-        return model_points(model, self._inputs, labels=self._labels)
+        return model_points(model, self._inputs, labels=self._labels, pool="tokens")
 
     def _on_snapshot(self, snap: Any) -> None:
         now = time.monotonic()

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from explorer.analysis.frames import tidy
+from explorer.analysis.metric import Metric
 from explorer.device import ArrayLike, DeviceLike, as_numpy, as_torch, backend_for, resolve_device
 from explorer.kernels._numba import threads as numba_threads
 from explorer.kernels.attention import N_HEAD_STATS, attention_flow_kernel, head_stats_kernel
@@ -56,8 +57,18 @@ DEFAULT_METRICS = (
     "first_token",
     "induction",
 )
-#: All metrics :func:`head_statistics` knows; ``effective_rank`` costs one SVD per head.
-METRICS = (*DEFAULT_METRICS, "effective_rank")
+#: Every metric :func:`head_statistics` knows (computed together, so ``fn`` is None);
+#: ``effective_rank`` costs one SVD per head. Bounds are for colour scales (None: data range).
+METRICS: dict[str, Metric] = {
+    "entropy": Metric("entropy (nats)"),
+    "distance": Metric("mean attended distance (tokens)"),
+    "max_weight": Metric("max weight", bounds=(0.0, 1.0)),
+    "diagonal": Metric("self-attention weight", bounds=(0.0, 1.0)),
+    "previous_token": Metric("previous-token weight", bounds=(0.0, 1.0)),
+    "first_token": Metric("first-token (sink) weight", bounds=(0.0, 1.0)),
+    "induction": Metric("induction score", bounds=(0.0, 1.0)),
+    "effective_rank": Metric("effective rank (σ)"),
+}
 _HOOK = re.compile(r"^blocks\.(\d+)\.attn\.hook_pattern$")
 HeadReduce = Literal["mean", "max", "min"]
 
@@ -302,7 +313,7 @@ def head_statistics(
     chosen = tuple(DEFAULT_METRICS if metrics is None else metrics)
     unknown = sorted(set(chosen) - set(METRICS))
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {METRICS}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
     n_layers, n_heads, t = pat.shape
     dist = _distances(t, positions)
     ind_mask = induction_targets(pat.tokens)
@@ -367,12 +378,19 @@ def mixing_matrices(
     residual: float = 0.5,
     head_reduce: HeadReduce = "mean",
     device: DeviceLike = "auto",
-) -> torch.Tensor:
+) -> np.ndarray:
     """(L, T, T) float64 per-layer mixing: residual·I + (1 − residual)·reduce_h(A), rows renormalised.
 
     ``residual=0.5`` is Abnar & Zuidema's identity mix for the skip connection; ``head_reduce``
-    is ``mean`` (theirs), ``max`` or ``min``. Returned on the compute device as a torch tensor.
+    is ``mean`` (theirs), ``max`` or ``min``. Numpy, like every analysis result.
     """
+    return as_numpy(_mixing(attention, residual, head_reduce, device))
+
+
+def _mixing(
+    attention: Any, residual: float, head_reduce: HeadReduce, device: DeviceLike
+) -> torch.Tensor:
+    """:func:`mixing_matrices` as a float64 tensor on the compute device."""
     pat = as_patterns(attention)
     r = _check_residual(residual)
     dev = resolve_device(device, pat.patterns)
@@ -400,7 +418,7 @@ def attention_rollout(
     """(L, T, T) cumulative rollout R_l = Ã_l ··· Ã_1 (row i: how much of each input token
     reaches token i after layer l). Rows sum to 1. Float64; numpy BLAS on CPU, torch on CUDA.
     """
-    mix = mixing_matrices(attention, residual=residual, head_reduce=head_reduce, device=device)
+    mix = _mixing(attention, residual, head_reduce, device)
     if mix.device.type == "cuda":
         out = torch.empty_like(mix)
         acc = mix[0]
@@ -436,7 +454,7 @@ def attention_flow(
     ~0.15 s on one core). Runs the numba Dinic kernel on the CPU for every device (max-flow is
     sequential; the (L, T, T) capacities are small to move). ``eps``: residuals treated as zero.
     """
-    mix = mixing_matrices(attention, residual=residual, head_reduce=head_reduce, device="cpu")
+    mix = _mixing(attention, residual, head_reduce, "cpu")
     n_layers, t, _ = mix.shape
     if not -n_layers <= layer < n_layers:
         raise ValueError(f"layer={layer} is out of range for {n_layers} layers")

@@ -62,7 +62,7 @@ def test_large_clouds_are_subsampled_visibly() -> None:
 
 def test_model_points_tokens_and_samples() -> None:
     tf = Transformer(TransformerConfig(vocab_size=7, n_ctx=5, d_model=16, n_layers=2, n_heads=2))
-    pts, meta = model_points(tf, torch.randint(0, 7, (6, 5)), labels=np.arange(6))
+    pts, meta = model_points(tf, torch.randint(0, 7, (6, 5)), labels=np.arange(6), pool="tokens")
     assert list(pts) == ["embed", "L0", "L1"] and pts["L1"].shape == (30, 16)
     assert list(meta.columns) == ["sample", "position", "label"] and meta.position.max() == 4
     mlp = MLP(MLPConfig(in_dim=2, out_dim=3, depth=2, width=8))

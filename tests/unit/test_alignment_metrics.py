@@ -11,6 +11,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 import explorer.analysis.alignment as al
+from explorer.analysis import pool_features
 from explorer.errors import ExplorerWarning
 
 
@@ -288,7 +289,7 @@ def test_layer_representations_from_a_capture_like_mapping(rng):
     with pytest.raises(KeyError, match="not found"):
         al.layer_representations(acts, ["nope"])
     with pytest.raises(ValueError, match="token sequences"):
-        al.pool_features(acts["conv"], "cls")
+        pool_features(acts["conv"], "cls")
 
 
 @settings(max_examples=20, deadline=None)

@@ -214,7 +214,7 @@ def test_rollout_torch_input_matches_numpy():
 @pytest.mark.kernels
 def test_flow_one_and_two_layers_hand_computed():
     a = random_attention(np.random.default_rng(4), (2, 2, 4, 4))
-    mix = A.mixing_matrices(a).numpy()
+    mix = A.mixing_matrices(a)
     one = A.attention_flow(a, layer=0)
     np.testing.assert_allclose(one, mix[0], atol=1e-12)  # one layer: the edge itself
     two = A.attention_flow(a)
@@ -228,7 +228,7 @@ def test_flow_one_and_two_layers_hand_computed():
 @pytest.mark.kernels
 def test_flow_matches_networkx_max_flow():
     a = random_attention(np.random.default_rng(5), (3, 2, 4, 4), sharp=6.0)
-    mix = A.mixing_matrices(a, residual=0.3).numpy()
+    mix = A.mixing_matrices(a, residual=0.3)
     g = nx.DiGraph()
     for k in range(3):
         for i in range(4):

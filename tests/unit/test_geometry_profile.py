@@ -16,7 +16,7 @@ def test_profile_is_tidy_and_matches_direct_calls() -> None:
         "tokens": torch.as_tensor(rng.normal(size=(10, 30, 6))),
     }
     labels = rng.integers(0, 3, 300)
-    df = geometry_profile(acts, labels=labels, max_points=10_000)
+    df = geometry_profile(acts, labels=labels, max_points=10_000, pool="tokens")
     assert list(df.columns) == ["layer", "metric", "value"]
     assert set(df.metric) >= {"twonn", "mle", "effective_rank", "NC1", "duplicate_fraction"}
     got = df.query("layer == 'flat' and metric == 'twonn'").value.item()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.analysis import geometry
 from explorer.analysis.geometry import (
     coding_rate,
     effective_rank,
@@ -12,18 +13,18 @@ from explorer.analysis.geometry import (
     participation_ratio,
     rank_me,
     rate_reduction,
-    singular_values,
     stable_rank,
     von_neumann_entropy,
 )
+from explorer.analysis.spectra import singular_values
 
 S321 = np.diag([3.0, 2.0, 1.0])
 
 
 def test_reference_values_from_metrics_md() -> None:
-    assert effective_rank(S321, center=False) == pytest.approx(2.749, abs=5e-4)
-    assert effective_rank(S321, center=False, variant="sigma2") == pytest.approx(2.294, abs=5e-4)
-    assert participation_ratio(S321, center=False) == pytest.approx(2.0, rel=1e-12)
+    assert effective_rank(S321, centre=False) == pytest.approx(2.749, abs=5e-4)
+    assert effective_rank(S321, centre=False, variant="sigma2") == pytest.approx(2.294, abs=5e-4)
+    assert participation_ratio(S321, centre=False) == pytest.approx(2.0, rel=1e-12)
     assert stable_rank(S321) == pytest.approx(1.5556, abs=1e-4)
 
 
@@ -31,9 +32,22 @@ def test_singular_values_match_numpy_both_shapes() -> None:
     rng = np.random.default_rng(0)
     for shape in ((50, 8), (8, 50)):
         x = rng.normal(size=shape)
+        want = np.linalg.svd(x - x.mean(0), compute_uv=False)
+        np.testing.assert_allclose(singular_values(x, centre=True), want, rtol=1e-8)
         np.testing.assert_allclose(
-            singular_values(x), np.linalg.svd(x - x.mean(0), compute_uv=False), rtol=1e-8
+            singular_values(x), np.linalg.svd(x, compute_uv=False), rtol=1e-8
         )
+
+
+def test_renamed_spellings_still_work_with_a_warning() -> None:
+    x = np.random.default_rng(2).normal(size=(30, 5))
+    with pytest.warns(DeprecationWarning, match=r"centre="):
+        assert effective_rank(x, center=False) == effective_rank(x, centre=False)
+    with pytest.warns(DeprecationWarning, match=r"spectra.singular_values\(x, centre=True\)"):
+        old = geometry.singular_values(x)
+    np.testing.assert_array_equal(old, singular_values(x, centre=True))
+    with pytest.raises(TypeError, match="both centre= and"):
+        effective_rank(x, center=False, centre=True)
 
 
 def test_invariances() -> None:
@@ -43,7 +57,7 @@ def test_invariances() -> None:
     for fn in (effective_rank, participation_ratio):
         assert fn(x @ q + 7.0) == pytest.approx(fn(x), rel=1e-9)
         assert fn(3.0 * x) == pytest.approx(fn(x), rel=1e-9)
-    assert effective_rank(np.eye(6), center=False) == pytest.approx(6, rel=1e-12)
+    assert effective_rank(np.eye(6), centre=False) == pytest.approx(6, rel=1e-12)
     assert rank_me(np.eye(6)) == pytest.approx(6, rel=1e-5)
 
 

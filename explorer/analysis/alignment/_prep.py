@@ -3,50 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import numpy as np
 import torch
 
+from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import ArrayLike, DeviceLike, as_numpy, as_torch, resolve_device
 from explorer.validation import check_matrix, check_paired
 
-__all__ = ["Pool", "layer_representations", "pool_features", "prepare", "prepare_many"]
-
-Pool: TypeAlias = Literal["flatten", "mean", "max", "cls", "last"]
-_POOLS = ("flatten", "mean", "max", "cls", "last")
-
-
-def pool_features(x: Any, pool: Pool = "flatten") -> ArrayLike:
-    """Reduce an activation tensor to an (n, d) representation, rows = samples.
-
-    (n, d) is returned unchanged. (n, C, H, W) conv maps: ``flatten`` → (n, C·H·W), ``mean`` /
-    ``max`` over the spatial axes → (n, C). (n, T, d) token sequences: ``flatten`` → (n, T·d),
-    ``mean`` / ``max`` over tokens, ``cls`` = token 0, ``last`` = token T−1 → (n, d).
-    """
-    if pool not in _POOLS:
-        raise ValueError(f"pool must be one of {_POOLS}, got {pool!r}")
-    if not isinstance(x, (np.ndarray, torch.Tensor)):
-        x = np.asarray(x)
-    if x.ndim <= 2:
-        return x
-    if pool == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if x.ndim == 3:  # (n, T, d)
-        if pool == "cls":
-            return x[:, 0]
-        if pool == "last":
-            return x[:, -1]
-        axes: tuple[int, ...] = (1,)
-    elif pool in ("cls", "last"):
-        raise ValueError(
-            f"pool={pool!r} applies to (n, T, d) token sequences, got shape {tuple(x.shape)}"
-        )
-    else:  # (n, C, *spatial)
-        axes = tuple(range(2, x.ndim))
-    if isinstance(x, torch.Tensor):
-        return x.mean(dim=axes) if pool == "mean" else x.amax(dim=axes)
-    return x.mean(axis=axes) if pool == "mean" else x.max(axis=axes)
+__all__ = ["layer_representations", "prepare", "prepare_many"]
 
 
 def layer_representations(
@@ -76,7 +42,7 @@ def prepare(
     *,
     min_rows: int = 2,
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> ArrayLike:
     """Validate one representation; return it as float numpy (CPU) or torch (CUDA).
 
@@ -95,7 +61,7 @@ def prepare_many(
     *,
     min_rows: int = 2,
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> tuple[list[str], list[ArrayLike]]:
     """A mapping name → array, or a sequence of arrays → (labels, prepared arrays), all paired."""
     if isinstance(reps, Mapping):

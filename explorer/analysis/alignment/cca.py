@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from explorer.analysis.alignment._prep import Pool, prepare
+from explorer.analysis.alignment._prep import prepare
+from explorer.analysis.pooling import Pool
 from explorer.device import as_numpy
 from explorer.errors import ExplorerWarning
 from explorer.validation import check_paired
@@ -24,7 +25,7 @@ __all__ = ["canonical_correlations", "cca_similarity", "pwcca", "svcca"]
 Summary = Literal["mean_rho", "mean_rho2"]
 
 
-def as_float64(x: Any, name: str, *, pool: Pool = "flatten", min_rows: int = 2) -> np.ndarray:
+def as_float64(x: Any, name: str, *, pool: Pool = "mean", min_rows: int = 2) -> np.ndarray:
     """Validated float64 numpy copy of one representation."""
     return as_numpy(prepare(x, name, min_rows=min_rows, device="cpu", pool=pool), np.float64)
 
@@ -70,7 +71,7 @@ def _cca(x: np.ndarray, y: np.ndarray, centre: bool) -> tuple[np.ndarray, np.nda
 
 
 def canonical_correlations(
-    x: Any, y: Any, *, centre: bool = True, pool: Pool = "flatten"
+    x: Any, y: Any, *, centre: bool = True, pool: Pool = "mean"
 ) -> np.ndarray:
     """Canonical correlations ρ (descending, length min(rank X, rank Y)) of x (n, d₁), y (n, d₂)."""
     a, b = _paired(x, y, pool)
@@ -86,7 +87,7 @@ def _summary(rho: np.ndarray, summary: Summary) -> float:
 
 
 def cca_similarity(
-    x: Any, y: Any, *, summary: Summary = "mean_rho", centre: bool = True, pool: Pool = "flatten"
+    x: Any, y: Any, *, summary: Summary = "mean_rho", centre: bool = True, pool: Pool = "mean"
 ) -> float:
     """Mean canonical correlation ρ̄ (``"mean_rho"``) or R²_CCA = mean ρ² (``"mean_rho2"``).
 
@@ -123,7 +124,7 @@ def svcca(
     keep: float = 0.99,
     rule: Literal["variance", "singular"] = "variance",
     summary: Summary = "mean_rho",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """SVCCA (Raghu et al. 2017): SVD-truncate each side, then CCA.
 
@@ -137,7 +138,7 @@ def svcca(
     )
 
 
-def pwcca(x: Any, y: Any, *, centre: bool = True, pool: Pool = "flatten") -> float:
+def pwcca(x: Any, y: Any, *, centre: bool = True, pool: Pool = "mean") -> float:
     """Projection-weighted CCA (Morcos et al. 2018): Σ αᵢ ρᵢ / Σ αᵢ, αᵢ = Σⱼ |⟨hᵢ, xⱼ⟩|.
 
     hᵢ are the canonical variates of x (unit vectors in sample space), xⱼ the (centred) columns

@@ -28,7 +28,8 @@ from explorer.analysis.alignment._hsic import (
     feature_moments,
     hsic_matrix,
 )
-from explorer.analysis.alignment._prep import Pool, prepare, prepare_many
+from explorer.analysis.alignment._prep import prepare, prepare_many
+from explorer.analysis.pooling import Pool
 from explorer.device import ArrayLike, DeviceLike
 from explorer.kernels import alignment as kernels
 from explorer.validation import check_paired
@@ -141,7 +142,7 @@ def cka_matrix(
     debiased: bool = False,
     route: Route = "auto",
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> np.ndarray:
     """Linear CKA between every pair of representations, in one pass.
 
@@ -176,7 +177,7 @@ def linear_cka(
     debiased: bool = False,
     route: Route = "auto",
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """Linear CKA of x (n, d₁) and y (n, d₂); ``debiased`` = unbiased HSIC (n ≥ 4)."""
     return float(
@@ -207,7 +208,7 @@ def rbf_cka(
     threshold: float = 0.5,
     debiased: bool = False,
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """CKA with Gaussian kernels; bandwidth σ² = threshold² × median squared distance.
 

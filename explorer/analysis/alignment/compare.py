@@ -9,13 +9,12 @@ pairs (the upper triangle only when a metric is symmetric and reps_b is None).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from explorer.analysis.alignment._prep import Pool, prepare_many
+from explorer.analysis.alignment._prep import prepare_many
 from explorer.analysis.alignment.cca import cca_similarity, pwcca, svcca
 from explorer.analysis.alignment.cka import cka_matrix, rbf_cka
 from explorer.analysis.alignment.neighbors import cknna, mutual_knn
@@ -23,21 +22,11 @@ from explorer.analysis.alignment.predictivity import linear_predictivity, linear
 from explorer.analysis.alignment.rsa import rsa
 from explorer.analysis.alignment.shape import bures_similarity, procrustes_distance
 from explorer.analysis.frames import tidy
+from explorer.analysis.metric import Metric
+from explorer.analysis.pooling import Pool
 from explorer.device import DeviceLike
 
-__all__ = ["METRICS", "Metric", "compare", "similarity_matrix"]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A pairwise measure: ``fn(x, y) → float``; ``symmetric``; ``similarity`` (higher = more
-    alike) or a distance; ``bounds`` for colour scales."""
-
-    fn: Callable[..., float]
-    label: str
-    symmetric: bool = True
-    similarity: bool = True
-    bounds: tuple[float, float] = (0.0, 1.0)
+__all__ = ["METRICS", "compare", "similarity_matrix"]
 
 
 def _cka(debiased: bool) -> Callable[..., float]:
@@ -48,26 +37,31 @@ def _cka(debiased: bool) -> Callable[..., float]:
 
 
 METRICS: dict[str, Metric] = {
-    "cka": Metric(_cka(False), "linear CKA (biased)"),
-    "cka_debiased": Metric(_cka(True), "linear CKA (debiased)", bounds=(-0.1, 1.0)),
-    "rbf_cka": Metric(rbf_cka, "RBF CKA (σ = 0.5 × median distance)"),
-    "cca": Metric(cca_similarity, "mean CCA ρ"),
-    "svcca": Metric(svcca, "SVCCA (99% variance)"),
-    "pwcca": Metric(pwcca, "PWCCA (weights from row model)", symmetric=False),
-    "bures": Metric(bures_similarity, "normalized Bures similarity"),
+    "cka": Metric("linear CKA (biased)", _cka(False), bounds=(0.0, 1.0)),
+    "cka_debiased": Metric("linear CKA (debiased)", _cka(True), bounds=(-0.1, 1.0)),
+    "rbf_cka": Metric("RBF CKA (σ = 0.5 × median distance)", rbf_cka, bounds=(0.0, 1.0)),
+    "cca": Metric("mean CCA ρ", cca_similarity, bounds=(0.0, 1.0)),
+    "svcca": Metric("SVCCA (99% variance)", svcca, bounds=(0.0, 1.0)),
+    "pwcca": Metric("PWCCA (weights from row model)", pwcca, bounds=(0.0, 1.0), symmetric=False),
+    "bures": Metric("normalized Bures similarity", bures_similarity, bounds=(0.0, 1.0)),
     "procrustes": Metric(
-        procrustes_distance,
         "angular Procrustes distance (rad)",
-        similarity=False,
+        procrustes_distance,
         bounds=(0.0, np.pi / 2),
+        similarity=False,
     ),
-    "rsa": Metric(rsa, "RSA (Spearman of correlation RDMs)", bounds=(-1.0, 1.0)),
-    "mutual_knn": Metric(mutual_knn, "mutual kNN (k = 10)"),
-    "cknna": Metric(cknna, "CKNNA (k = 10)", bounds=(-0.1, 1.0)),
+    "rsa": Metric("RSA (Spearman of correlation RDMs)", rsa, bounds=(-1.0, 1.0)),
+    "mutual_knn": Metric("mutual kNN (k = 10)", mutual_knn, bounds=(0.0, 1.0)),
+    "cknna": Metric("CKNNA (k = 10)", cknna, bounds=(-0.1, 1.0)),
     "linear_predictivity": Metric(
-        linear_predictivity, "ridge R² (row → column, 5-fold)", symmetric=False, bounds=(-1.0, 1.0)
+        "ridge R² (row → column, 5-fold)",
+        linear_predictivity,
+        bounds=(-1.0, 1.0),
+        symmetric=False,
     ),
-    "linearity": Metric(linearity_score, "linearity score (row → column)", symmetric=False),
+    "linearity": Metric(
+        "linearity score (row → column)", linearity_score, bounds=(0.0, 1.0), symmetric=False
+    ),
 }
 
 
@@ -78,13 +72,18 @@ def _metric(name: str) -> Metric:
         raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}") from None
 
 
+def _call(spec: Metric, x: Any, y: Any, options: dict[str, Any]) -> float:
+    assert spec.fn is not None  # every alignment metric computes one value
+    return float(spec.fn(x, y, **options))
+
+
 def similarity_matrix(
     reps_a: Any,
     reps_b: Any = None,
     *,
     metric: str = "cka",
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
     **options: Any,
 ) -> np.ndarray:
     """(m_a, m_b) matrix of ``metric`` between representations (sequences or name → array
@@ -104,7 +103,7 @@ def similarity_matrix(
             if reps_b is None and spec.symmetric and j < i:
                 out[i, j] = out[j, i]
             else:
-                out[i, j] = spec.fn(x, y, **options)
+                out[i, j] = _call(spec, x, y, options)
     return out
 
 
@@ -124,7 +123,7 @@ def compare(
     model_b: str | None = None,
     step: int | None = None,
     device: DeviceLike = "auto",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> pd.DataFrame:
     """Tidy frame of every metric between every layer pair: columns model_a, layer_a, model_b,
     layer_b[, step], metric, value. Layers are the mapping keys (or positions)."""

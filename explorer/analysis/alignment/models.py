@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.analysis.alignment._prep import Pool, pool_features
+from explorer.analysis.pooling import Pool, pool_features
 from explorer.models.hooks import capture, hook_names
 
 __all__ = [

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from explorer.analysis.alignment._hsic import GramStats, hsic_matrix
-from explorer.analysis.alignment._prep import Pool, prepare
+from explorer.analysis.alignment._prep import prepare
 from explorer.analysis.geometry.neighbors import knn
+from explorer.analysis.pooling import Pool
 from explorer.device import ArrayLike, DeviceLike, as_numpy
 from explorer.errors import ExplorerWarning
 from explorer.kernels import alignment as kernels
@@ -41,7 +42,7 @@ def _unit_rows(x: ArrayLike, name: str) -> ArrayLike:
 
 
 def cosine_knn(
-    x: Any, k: int = 10, *, device: DeviceLike = "auto", pool: Pool = "flatten"
+    x: Any, k: int = 10, *, device: DeviceLike = "auto", pool: Pool = "mean"
 ) -> np.ndarray:
     """Indices (n, k) int64 of each row's k most cosine-similar other rows, most similar first."""
     k = check_positive_int(k, "k")
@@ -71,7 +72,7 @@ def _overlap(ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
 
 
 def mutual_knn(
-    x: Any, y: Any, *, k: int = 10, device: DeviceLike = "auto", pool: Pool = "flatten"
+    x: Any, y: Any, *, k: int = 10, device: DeviceLike = "auto", pool: Pool = "mean"
 ) -> float:
     """Mutual kNN alignment: meanᵢ |N_k^X(i) ∩ N_k^Y(i)| / k ∈ [0, 1] (cosine neighbours)."""
     a, b, k = _prepared(x, y, k, device, pool)
@@ -108,7 +109,7 @@ def _masked_hsic(kv: np.ndarray, lv: np.ndarray, rows: np.ndarray, n: int) -> fl
 
 
 def cknna(
-    x: Any, y: Any, *, k: int = 10, device: DeviceLike = "auto", pool: Pool = "flatten"
+    x: Any, y: Any, *, k: int = 10, device: DeviceLike = "auto", pool: Pool = "mean"
 ) -> float:
     """CKNNA (Huh et al. 2024, "The Platonic Representation Hypothesis"): debiased CKA restricted
     to mutual neighbours.

@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
-from explorer.analysis.alignment._prep import Pool
 from explorer.analysis.alignment.cca import as_float64
+from explorer.analysis.pooling import Pool
 from explorer.validation import check_paired, check_positive_int
 
 __all__ = ["linear_predictivity", "linearity_score"]
@@ -25,7 +25,7 @@ def linear_predictivity(
     alphas: tuple[float, ...] = DEFAULT_ALPHAS,
     folds: int = 5,
     seed: int = 0,
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """How well y (n, d₂) is linearly predicted from x (n, d₁): out-of-fold ridge R².
 
@@ -51,7 +51,7 @@ def linear_predictivity(
     return 1.0 - sse / sst
 
 
-def linearity_score(x: Any, y: Any, *, pool: Pool = "flatten") -> float:
+def linearity_score(x: Any, y: Any, *, pool: Pool = "mean") -> float:
     """1 − min_A ‖X̃A − Ỹ‖²_F with X̃, Ỹ centred and scaled to unit Frobenius norm (least squares,
     in-sample). Razzhigaev et al. report ≈ 0.99 between consecutive transformer layers."""
     a, b = as_float64(x, "X", pool=pool), as_float64(y, "Y", pool=pool)

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from explorer.analysis.alignment._prep import Pool
 from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.frames import tidy
+from explorer.analysis.pooling import Pool
 from explorer.validation import check_paired
 
 __all__ = ["relative_representation", "zero_shot_stitching"]
@@ -29,7 +29,7 @@ def _unit(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def relative_representation(
-    x: Any, anchors: Any, *, centre: bool = False, pool: Pool = "flatten"
+    x: Any, anchors: Any, *, centre: bool = False, pool: Pool = "mean"
 ) -> np.ndarray:
     """Cosine of each row of x (n, d) to each anchor (m, d) → (n, m) float64.
 

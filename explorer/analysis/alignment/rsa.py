@@ -14,8 +14,8 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import pdist, squareform
 
-from explorer.analysis.alignment._prep import Pool
 from explorer.analysis.alignment.cca import as_float64
+from explorer.analysis.pooling import Pool
 from explorer.validation import check_paired
 
 __all__ = ["rdm", "rsa"]
@@ -40,7 +40,7 @@ def _condensed(x: np.ndarray, metric: str, name: str) -> np.ndarray:
     return pdist(x, metric=metric)
 
 
-def rdm(x: Any, *, metric: RDMMetric = "correlation", pool: Pool = "flatten") -> np.ndarray:
+def rdm(x: Any, *, metric: RDMMetric = "correlation", pool: Pool = "mean") -> np.ndarray:
     """Representational dissimilarity matrix (n, n) of x (n, d), float64, zero diagonal."""
     a = as_float64(x, "X", pool=pool)
     return squareform(_condensed(a, metric, "X"))
@@ -52,7 +52,7 @@ def rsa(
     *,
     metric: RDMMetric = "correlation",
     compare: Compare = "spearman",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """Correlation (``compare``: Spearman ρ, Pearson r or Kendall τ-b) between the RDMs of
     x (n, d₁) and y (n, d₂) over the n(n−1)/2 distinct pairs; needs n ≥ 3."""

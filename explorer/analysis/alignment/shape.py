@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from explorer.analysis.alignment._prep import Pool
 from explorer.analysis.alignment.cca import as_float64
+from explorer.analysis.pooling import Pool
 from explorer.validation import check_paired
 
 __all__ = [
@@ -73,7 +73,7 @@ def procrustes_distance(
     *,
     alpha: float = 1.0,
     kind: Literal["angular", "euclidean"] = "angular",
-    pool: Pool = "flatten",
+    pool: Pool = "mean",
 ) -> float:
     """Generalised shape distance between x (n, d₁) and y (n, d₂).
 
@@ -91,14 +91,14 @@ def procrustes_distance(
     raise ValueError(f"kind must be 'angular' or 'euclidean', got {kind!r}")
 
 
-def bures_similarity(x: Any, y: Any, *, pool: Pool = "flatten") -> float:
+def bures_similarity(x: Any, y: Any, *, pool: Pool = "mean") -> float:
     """Normalized Bures similarity ‖X̄ᵀȲ‖_* / (‖X̄‖_F ‖Ȳ‖_F) ∈ [0, 1] (= cos of the angular
     Procrustes distance)."""
     a, b = _pair(x, y, 1.0, pool)
     return float(min(1.0, np.linalg.svd(b.T @ a, compute_uv=False).sum()))
 
 
-def match_units(x: Any, y: Any, *, pool: Pool = "flatten") -> np.ndarray:
+def match_units(x: Any, y: Any, *, pool: Pool = "mean") -> np.ndarray:
     """Best one-to-one matching of x's units to y's: index j of y for each column of x (−1 if
     unmatched when x is wider), maximising Σ ⟨x̃ᵢ, ỹⱼ⟩ (Hungarian algorithm on X̃ᵀỸ)."""
     a, b = _units(x, y, pool)
@@ -118,7 +118,7 @@ def _match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def permutation_distance(x: Any, y: Any, *, pool: Pool = "flatten") -> float:
+def permutation_distance(x: Any, y: Any, *, pool: Pool = "mean") -> float:
     """Angular distance after the best permutation of units (zero-padded): 0 on column-permuted
     copies, ≥ the Procrustes distance (permutations are a subset of rotations)."""
     a, b = _units(x, y, pool)
@@ -137,7 +137,7 @@ def _unmatched(b: np.ndarray, perm: np.ndarray) -> float:
 
 
 def aligned_projection(
-    x: Any, y: Any, *, n_components: int = 2, pool: Pool = "flatten"
+    x: Any, y: Any, *, n_components: int = 2, pool: Pool = "mean"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Procrustes-align y to x, then project both on x's top principal axes.
 

@@ -22,10 +22,11 @@ from explorer.analysis.alignment._hsic import (
     feature_moments,
     hsic_matrix,
 )
-from explorer.analysis.alignment._prep import Pool, prepare
+from explorer.analysis.alignment._prep import prepare
+from explorer.analysis.pooling import Pool
 from explorer.device import ArrayLike, DeviceLike
 from explorer.errors import ExplorerWarning
-from explorer.validation import check_paired, check_positive_int
+from explorer.validation import check_paired, check_positive_int, check_seed
 
 __all__ = ["StreamingCKA", "minibatch_cka"]
 
@@ -43,7 +44,7 @@ class StreamingCKA:
     accumulator is float64. Fitted attributes: ``labels_``, ``n_samples_``, ``n_batches_``.
     """
 
-    def __init__(self, *, device: DeviceLike = "auto", pool: Pool = "flatten") -> None:
+    def __init__(self, *, device: DeviceLike = "auto", pool: Pool = "mean") -> None:
         self.device = device
         self.pool = pool
 
@@ -151,21 +152,30 @@ def minibatch_cka(
     y: Any,
     *,
     batch_size: int = 256,
+    shuffle: bool = True,
     seed: int | None = 0,
     device: DeviceLike = "auto",
 ) -> float:
     """Minibatch CKA (average of per-batch unbiased HSIC; Nguyen et al. 2021) of x and y (n, d).
 
-    Rows are shuffled with ``seed`` (None: keep order) and split into batches of
-    ``batch_size`` ≥ 4; a final batch under 4 rows is dropped. Not the full-data CKA: use
-    :func:`linear_cka` or :class:`StreamingCKA` for that.
+    Rows are shuffled with ``seed`` (``None``: unseeded) unless ``shuffle=False``, then split
+    into batches of ``batch_size`` ≥ 4; a final batch under 4 rows is dropped. Not the
+    full-data CKA: use :func:`linear_cka` or :class:`StreamingCKA` for that.
     """
     batch_size = check_positive_int(batch_size, "batch_size", minimum=4)
+    if seed is None and shuffle:
+        warnings.warn(
+            "minibatch_cka(seed=None) now shuffles without a seed (it kept the row order before "
+            "this release); pass shuffle=False to keep the order",
+            FutureWarning,
+            stacklevel=2,
+        )
+    seed = check_seed(seed)
     x = prepare(x, "X", min_rows=4, device=device)
     y = prepare(y, "Y", min_rows=4, device=device)
     check_paired(x, y)
     n = int(x.shape[0])
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     acc = StreamingCKA(device=device)
     for start in range(0, n - 3, batch_size):
         idx = order[start : start + batch_size]

@@ -6,18 +6,17 @@ else in numba/LAPACK. Definitions follow ``shared/science/metrics.md`` and are r
 function's docstring, with the variant named.
 """
 
+from typing import Any
+
+from explorer.analysis.geometry import profile, spectrum
 from explorer.analysis.geometry.collapse import class_means, neural_collapse
 from explorer.analysis.geometry.curvature import Curvature, graph_curvature, ollivier_ricci
 from explorer.analysis.geometry.decomposition import PositionContext, position_context
 from explorer.analysis.geometry.dimension import local_id, local_pca_id, mle_id, twonn
 from explorer.analysis.geometry.neighbors import Neighbors, knn, knn_graph
-from explorer.analysis.geometry.profile import (
-    METRICS,
-    as_points,
-    geometry_over_training,
-    geometry_profile,
-)
+from explorer.analysis.geometry.profile import METRICS, geometry_over_training, geometry_profile
 from explorer.analysis.geometry.projections import PCA, align_snapshots, procrustes_align, project
+from explorer.analysis.geometry.sources import model_points, token_states
 from explorer.analysis.geometry.spectrum import (
     coding_rate,
     effective_rank,
@@ -25,7 +24,6 @@ from explorer.analysis.geometry.spectrum import (
     participation_ratio,
     rank_me,
     rate_reduction,
-    singular_values,
     stable_rank,
     von_neumann_entropy,
 )
@@ -37,7 +35,6 @@ __all__ = [
     "Neighbors",
     "PositionContext",
     "align_snapshots",
-    "as_points",
     "class_means",
     "coding_rate",
     "effective_rank",
@@ -50,6 +47,7 @@ __all__ = [
     "local_id",
     "local_pca_id",
     "mle_id",
+    "model_points",
     "neural_collapse",
     "ollivier_ricci",
     "participation_ratio",
@@ -58,8 +56,17 @@ __all__ = [
     "project",
     "rank_me",
     "rate_reduction",
-    "singular_values",
     "stable_rank",
+    "token_states",
     "twonn",
     "von_neumann_entropy",
 ]
+
+# Deprecated names: they still work for one release and warn when called.
+_DEPRECATED = {"as_points": profile.as_points, "singular_values": spectrum.singular_values}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        return _DEPRECATED[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,9 @@
 """Geometry measures per layer (and per training step) as one tidy DataFrame.
 
 ``geometry_profile({"layer": acts, ...})`` → columns ``layer, [step], metric, value``. Activations
-may be (n, d), (B, T, d) hidden states (flattened to tokens) or (B, C, H, W) feature maps
-(flattened per sample). kNN-based measures use a seeded subsample of ``max_points`` rows.
+may be (n, d), or (B, T, d) hidden states and (B, C, H, W) feature maps reduced by ``pool``
+(default ``"mean"``; ``"tokens"`` makes every token a point). kNN-based measures use a seeded
+subsample of ``max_points`` rows.
 """
 
 from __future__ import annotations
@@ -16,22 +17,26 @@ import pandas as pd
 
 from explorer.analysis.frames import tidy
 from explorer.analysis.geometry import collapse, dimension, spectrum
+from explorer.analysis.metric import Metric
+from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import DeviceLike, as_numpy
-from explorer.errors import ExplorerWarning
+from explorer.errors import ExplorerWarning, warn_deprecated
+from explorer.validation import check_seed
 
-__all__ = ["METRICS", "as_points", "geometry_over_training", "geometry_profile"]
+__all__ = ["METRICS", "geometry_over_training", "geometry_profile"]
 
 
 def as_points(a: Any) -> np.ndarray:
-    """Activations → (n, d) float numpy: tokens for 3-D, flattened samples for ≥ 4-D."""
+    """Deprecated: use :func:`explorer.analysis.pool_features` with an explicit ``pool``
+    (``"tokens"`` for (B, T, d) hidden states, ``"flatten"`` for (B, C, H, W) maps)."""
+    warn_deprecated(
+        "explorer.analysis.geometry.as_points(a)",
+        'explorer.analysis.pool_features(a, "tokens") (3-D) or (a, "flatten") (4-D and more)',
+    )
     arr = as_numpy(a)
     if arr.ndim == 1:
         return arr.reshape(-1, 1)
-    if arr.ndim == 3:
-        return arr.reshape(-1, arr.shape[-1])
-    if arr.ndim >= 4:
-        return arr.reshape(arr.shape[0], -1)
-    return arr
+    return as_numpy(pool_features(arr, "tokens" if arr.ndim == 3 else "flatten"))
 
 
 _Measure = Callable[[np.ndarray, Any, int, DeviceLike], float]
@@ -41,28 +46,49 @@ def _nc(key: str) -> _Measure:
     return lambda x, y, k, dev: collapse.neural_collapse(x, y)[key]
 
 
-METRICS: dict[str, tuple[bool, _Measure]] = {
-    # name: (needs labels, fn(x, labels, k, device))
-    "twonn": (False, lambda x, y, k, dev: dimension.twonn(x, device=dev)),
-    "mle": (False, lambda x, y, k, dev: dimension.mle_id(x, k, device=dev)),
-    "local_pca": (False, lambda x, y, k, dev: dimension.local_pca_id(x, k, device=dev)),
-    "effective_rank": (False, lambda x, y, k, dev: spectrum.effective_rank(x, device=dev)),
-    "participation_ratio": (
-        False,
-        lambda x, y, k, dev: spectrum.participation_ratio(x, device=dev),
+METRICS: dict[str, Metric] = {  # fn(x, labels, k, device) → float
+    "twonn": Metric(
+        "TwoNN intrinsic dimension", lambda x, y, k, dev: dimension.twonn(x, device=dev)
     ),
-    "rank_me": (False, lambda x, y, k, dev: spectrum.rank_me(x, device=dev)),
-    "stable_rank": (False, lambda x, y, k, dev: spectrum.stable_rank(x, device=dev)),
-    "vne": (False, lambda x, y, k, dev: spectrum.von_neumann_entropy(x, device=dev)),
-    "eigen_decay": (False, lambda x, y, k, dev: spectrum.eigen_decay(x, device=dev)),
-    "coding_rate": (False, lambda x, y, k, dev: spectrum.coding_rate(x, device=dev)),
-    "rate_reduction": (True, lambda x, y, k, dev: spectrum.rate_reduction(x, y, device=dev)),
-    "NC1": (True, _nc("NC1")),
-    "NC2_equinorm": (True, _nc("NC2_equinorm")),
-    "NC2_equiangular": (True, _nc("NC2_equiangular")),
-    "mean_cos": (True, _nc("mean_cos")),
+    "mle": Metric(
+        "MLE intrinsic dimension (k)", lambda x, y, k, dev: dimension.mle_id(x, k, device=dev)
+    ),
+    "local_pca": Metric(
+        "local PCA dimension (k)", lambda x, y, k, dev: dimension.local_pca_id(x, k, device=dev)
+    ),
+    "effective_rank": Metric(
+        "effective rank (σ)", lambda x, y, k, dev: spectrum.effective_rank(x, device=dev)
+    ),
+    "participation_ratio": Metric(
+        "participation ratio", lambda x, y, k, dev: spectrum.participation_ratio(x, device=dev)
+    ),
+    "rank_me": Metric("RankMe", lambda x, y, k, dev: spectrum.rank_me(x, device=dev)),
+    "stable_rank": Metric("stable rank", lambda x, y, k, dev: spectrum.stable_rank(x, device=dev)),
+    "vne": Metric(
+        "von Neumann entropy", lambda x, y, k, dev: spectrum.von_neumann_entropy(x, device=dev)
+    ),
+    "eigen_decay": Metric(
+        "eigenvalue decay α", lambda x, y, k, dev: spectrum.eigen_decay(x, device=dev)
+    ),
+    "coding_rate": Metric(
+        "coding rate (nats)", lambda x, y, k, dev: spectrum.coding_rate(x, device=dev)
+    ),
+    "rate_reduction": Metric(
+        "rate reduction ΔR (nats)",
+        lambda x, y, k, dev: spectrum.rate_reduction(x, y, device=dev),
+        needs_labels=True,
+    ),
+    "NC1": Metric("NC1 tr(Σ_W Σ_B⁺)/C", _nc("NC1"), needs_labels=True),
+    "NC2_equinorm": Metric("NC2 equinorm (CoV)", _nc("NC2_equinorm"), needs_labels=True),
+    "NC2_equiangular": Metric("NC2 equiangularity", _nc("NC2_equiangular"), needs_labels=True),
+    "mean_cos": Metric("mean class-mean cosine", _nc("mean_cos"), needs_labels=True),
 }
 DEFAULT_METRICS = ("twonn", "mle", "effective_rank", "participation_ratio")
+
+
+def _points(a: Any, pool: Pool) -> np.ndarray:
+    arr = as_numpy(pool_features(as_numpy(a), pool))
+    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
 
 
 def geometry_profile(
@@ -72,12 +98,15 @@ def geometry_profile(
     labels: Any = None,
     k: int = 20,
     max_points: int = 5000,
-    seed: int = 0,
+    seed: int | None = 0,
     step: int | None = None,
+    pool: Pool = "mean",
     device: DeviceLike = "auto",
 ) -> pd.DataFrame:
     """Tidy frame (layer, [step], metric, value) of ``metrics`` for each activation array.
 
+    ``pool`` reduces (B, T, d) and (B, C, H, W) activations (see
+    :func:`explorer.analysis.pool_features`; ``"tokens"``: every token a point).
     Default metrics: TwoNN, MLE, effective rank, participation ratio, plus NC1 and
     NC2_equiangular when ``labels`` (one per row after flattening) are given. Exact duplicate
     rows are dropped by the kNN estimators; their fraction is reported as ``duplicate_fraction``
@@ -91,14 +120,15 @@ def geometry_profile(
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
-    if labels is None and any(METRICS[m][0] for m in names):
-        raise ValueError(f"metrics {[m for m in names if METRICS[m][0]]} need labels=")
+    if labels is None and any(METRICS[m].needs_labels for m in names):
+        need = [m for m in names if METRICS[m].needs_labels]
+        raise ValueError(f"metrics {need} need labels=")
     y_all = None if labels is None else as_numpy(labels).ravel()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     records: list[dict[str, Any]] = []
     extra = {} if step is None else {"step": step}
     for layer, acts in activations.items():
-        x = as_points(acts)
+        x = _points(acts, pool)
         if y_all is not None and len(y_all) != len(x):
             raise ValueError(
                 f"labels has {len(y_all)} entries but layer {layer!r} has {len(x)} rows"
@@ -113,7 +143,9 @@ def geometry_profile(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExplorerWarning)
                 try:
-                    value = METRICS[name][1](xs, ys, k, device)
+                    fn = METRICS[name].fn
+                    assert fn is not None  # every geometry metric computes one value
+                    value = fn(xs, ys, k, device)
                 except ValueError:
                     value = float("nan")
             records.append({"layer": layer, **extra, "metric": name, "value": float(value)})

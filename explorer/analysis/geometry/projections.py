@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
-from explorer.errors import optional_import
+from explorer.errors import optional_import, renamed_keywords
 from explorer.validation import check_matrix, check_positive_int
 
 __all__ = ["PCA", "align_snapshots", "procrustes_align", "project"]
@@ -35,12 +35,14 @@ class PCA:
 
     ``method="auto"``: randomized when min(n, d) > 500 and n_components < 0.8·min(n, d),
     else exact. Exact uses the eigendecomposition of the smaller Gram matrix; randomized uses
-    ``n_oversamples`` extra directions and ``n_iter`` power iterations. CUDA inputs (or
+    ``n_oversamples`` extra directions and ``n_iter`` power iterations, its random start drawn
+    with ``seed`` (``None``: unseeded, different each fit). CUDA inputs (or
     ``device="cuda"``) run in torch. Fitted attributes: ``mean_`` (d,), ``components_`` (k, d),
     ``explained_variance_`` (k,) (divided by n − 1), ``explained_variance_ratio_`` (k,),
     ``singular_values_`` (k,), ``method_``.
     """
 
+    @renamed_keywords(random_state="seed")
     def __init__(
         self,
         n_components: int = 2,
@@ -48,14 +50,14 @@ class PCA:
         method: Literal["auto", "exact", "randomized"] = "auto",
         n_oversamples: int = 10,
         n_iter: int = 4,
-        random_state: int | None = 0,
+        seed: int | None = 0,
         device: DeviceLike = "auto",
     ) -> None:
         self.n_components = n_components
         self.method = method
         self.n_oversamples = n_oversamples
         self.n_iter = n_iter
-        self.random_state = random_state
+        self.seed = seed
         self.device = device
 
     def fit(self, x: Any) -> PCA:
@@ -77,7 +79,7 @@ class PCA:
         if method == "exact":
             s, vt = _exact_svd(xc, k)
         else:
-            s, vt = _randomized_svd(xc, k, self.n_oversamples, self.n_iter, self.random_state)
+            s, vt = _randomized_svd(xc, k, self.n_oversamples, self.n_iter, self.seed)
         var = s**2 / (n - 1)
         total = (xc * xc).sum() / (n - 1)
         self.mean_ = as_numpy(mean)
@@ -124,7 +126,10 @@ def _randomized_svd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     n, d = xc.shape
     gen = torch.Generator(device=xc.device)
-    gen.manual_seed(0 if seed is None else seed)
+    if seed is None:
+        gen.seed()  # fresh entropy: unseeded means different each call, never a silent 0
+    else:
+        gen.manual_seed(seed)
     width = min(k + oversamples, min(n, d))
     q = torch.randn(d, width, generator=gen, device=xc.device, dtype=xc.dtype)
     q, _ = torch.linalg.qr(xc @ q)
@@ -135,12 +140,13 @@ def _randomized_svd(
     return s[:k], vt[:k]
 
 
+@renamed_keywords(random_state="seed")
 def project(
     x: Any,
     method: Method = "pca",
     n_components: int = 2,
     *,
-    random_state: int = 0,
+    seed: int | None = 0,
     init: Any = None,
     device: DeviceLike = "auto",
     **kwargs: Any,
@@ -148,12 +154,13 @@ def project(
     """Low-dimensional coordinates (n, n_components) of x (n, d) by PCA, UMAP or t-SNE.
 
     ``init``: optional (n, n_components) starting layout for UMAP/t-SNE (pass the previous
-    snapshot's coordinates to keep an animation stable). Extra keywords go to
+    snapshot's coordinates to keep an animation stable). ``seed``: the random start (``None``:
+    unseeded). Extra keywords go to
     ``umap.UMAP`` / ``openTSNE.TSNE`` (e.g. ``n_neighbors``, ``perplexity``).
     """
     x = check_matrix(x, "x", min_rows=3)
     if method == "pca":
-        return PCA(n_components, random_state=random_state, device=device).fit_transform(x)
+        return PCA(n_components, seed=seed, device=device).fit_transform(x)
     data = as_numpy(x, dtype=np.float32)
     start = None if init is None else as_numpy(init, dtype=np.float32)
     if start is not None and start.shape != (len(data), n_components):
@@ -162,7 +169,7 @@ def project(
         umap = optional_import("umap", "projections", package="umap-learn")
         reducer = umap.UMAP(
             n_components=n_components,
-            random_state=random_state,
+            random_state=seed,
             init=start if start is not None else "spectral",
             **kwargs,
         )
@@ -171,7 +178,7 @@ def project(
         open_tsne = optional_import("openTSNE", "projections", package="openTSNE")
         tsne = open_tsne.TSNE(
             n_components=n_components,
-            random_state=random_state,
+            random_state=seed,
             initialization=start if start is not None else "pca",
             n_jobs=1,
             **kwargs,

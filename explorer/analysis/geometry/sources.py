@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from explorer.analysis.alignment.models import default_layers
-from explorer.analysis.geometry.profile import as_points
+from explorer.analysis.pooling import Pool, pool_features
+from explorer.device import as_numpy
 from explorer.models.hooks import capture
 
 __all__ = ["model_points", "token_states"]
@@ -31,6 +32,11 @@ def _short(name: str) -> str:
     return name
 
 
+def _as_points(a: np.ndarray, pool: Pool) -> np.ndarray:
+    arr = as_numpy(pool_features(a, pool), dtype=np.float32)
+    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+
 @torch.no_grad()
 def model_points(
     model: nn.Module,
@@ -38,11 +44,14 @@ def model_points(
     *,
     layers: Sequence[str] | None = None,
     labels: Any = None,
+    pool: Pool = "mean",
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Activations of ``layers`` (default: one observable per layer) on ``inputs`` as points.
 
-    Returns (layer → (n_points, d) float32, metadata with ``sample`` and, for sequence outputs
-    (B, T, d), ``position``; ``label`` repeats each sample's label over its tokens).
+    Sequence (B, T, d) and map (B, C, H, W) outputs are reduced by ``pool`` (see
+    :func:`explorer.analysis.pool_features`); ``pool="tokens"`` keeps one point per token.
+    Returns (layer → (n_points, d) float32, metadata with ``sample`` and, with ``"tokens"`` on
+    sequence outputs, ``position``; ``label`` repeats each sample's label over its tokens).
     """
     names = list(layers) if layers is not None else default_layers(model)
     was = model.training
@@ -53,11 +62,11 @@ def model_points(
         model.train(was)
     first = cache[names[0]]
     n_samples = first.shape[0]
-    tokens = first.ndim == 3
+    tokens = first.ndim == 3 and pool == "tokens"
     seq_len = first.shape[1] if tokens else 1
     labels_short = {_short(n) for n in names}
     key = _short if len(labels_short) == len(names) else (lambda n: n)
-    points = {key(n): as_points(cache[n].numpy()).astype(np.float32) for n in names}
+    points = {key(n): _as_points(cache[n].numpy(), pool) for n in names}
     meta = pd.DataFrame({"sample": np.repeat(np.arange(n_samples), seq_len)})
     if tokens:
         meta["position"] = np.tile(np.arange(seq_len), n_samples)

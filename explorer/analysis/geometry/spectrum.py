@@ -1,9 +1,10 @@
 """Spectrum measures of a representation matrix (n, d): rank, entropy, decay, coding rate.
 
-σ are the singular values of X (centred when ``center=True``), λ = σ² the (unnormalised)
+σ are the singular values of X (centred when ``centre=True``), λ = σ² the (unnormalised)
 covariance eigenvalues. Variants are named: effective rank on σ (Roy & Vetterli) or on σ²;
 RankMe (Garrido et al. 2023) is the σ effective rank of the uncentred matrix with ε = 1e-7.
-Spectra are computed in float64 by SVD (torch on CUDA, LAPACK on CPU).
+Spectra are computed in float64 by SVD (torch on CUDA, LAPACK on CPU), by
+:func:`explorer.analysis.spectra.singular_values`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
+from explorer.analysis.spectra.weights import singular_values as spectra_singular_values
+from explorer.device import DeviceLike, as_numpy
+from explorer.errors import renamed_keywords, warn_deprecated
 from explorer.validation import check_matrix
 
 __all__ = [
@@ -23,32 +26,30 @@ __all__ = [
     "participation_ratio",
     "rank_me",
     "rate_reduction",
-    "singular_values",
     "stable_rank",
     "von_neumann_entropy",
 ]
 
 
-def _gram_eigenvalues(x: Any, device: DeviceLike) -> np.ndarray:
-    """Descending eigenvalues σ² (≥ 0, float64) of XᵀX, from an SVD (accurate small σ)."""
-    dev = resolve_device(device, x)
-    if dev.type == "cuda":
-        sig = as_numpy(torch.linalg.svdvals(as_torch(x, device=dev, dtype=torch.float64)))
-    else:
-        sig = np.linalg.svd(as_numpy(x, dtype=np.float64), compute_uv=False)
-    return sig**2
+def _gram_eigenvalues(x: Any, device: DeviceLike, centre: bool = False) -> np.ndarray:
+    """Descending eigenvalues σ² (≥ 0, float64) of XᵀX (X centred if asked), from an SVD."""
+    return spectra_singular_values(x, centre=centre, device=device) ** 2
 
 
-def _prepare(x: Any, center: bool, name: str = "x") -> Any:
-    x = check_matrix(x, name)
-    if center:
-        x = x - x.mean(0, keepdims=True) if isinstance(x, np.ndarray) else x - x.mean(0)
-    return x
+def _sigma(x: Any, centre: bool, device: DeviceLike, name: str = "x") -> np.ndarray:
+    """Singular values of the validated (n, d) matrix x."""
+    return spectra_singular_values(check_matrix(x, name), centre=centre, device=device)
 
 
-def singular_values(x: Any, *, center: bool = True, device: DeviceLike = "auto") -> np.ndarray:
-    """Singular values of x (n, d), descending, float64; min(n, d) of them."""
-    return np.sqrt(_gram_eigenvalues(_prepare(x, center), device))
+@renamed_keywords(center="centre")
+def singular_values(x: Any, *, centre: bool = True, device: DeviceLike = "auto") -> np.ndarray:
+    """Deprecated: use :func:`explorer.analysis.spectra.singular_values` with ``centre=True``."""
+    warn_deprecated(
+        "explorer.analysis.geometry.singular_values(x)",
+        "explorer.analysis.spectra.singular_values(x, centre=True)",
+        stacklevel=4,  # past the keyword-renaming wrapper
+    )
+    return _sigma(x, centre, device)
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -72,15 +73,16 @@ def effective_rank_of(sigma: np.ndarray, variant: Literal["sigma", "sigma2"] = "
     return float(np.exp(_entropy(w / w.sum())))
 
 
+@renamed_keywords(center="centre")
 def effective_rank(
     x: Any,
     *,
     variant: Literal["sigma", "sigma2"] = "sigma",
-    center: bool = True,
+    centre: bool = True,
     device: DeviceLike = "auto",
 ) -> float:
     """Effective rank exp(−Σ pₖ log pₖ) of x (n, d); σ=[3,2,1] → 2.749 (σ), 2.294 (σ²)."""
-    return effective_rank_of(singular_values(x, center=center, device=device), variant)
+    return effective_rank_of(_sigma(x, centre, device), variant)
 
 
 def participation_ratio_of(sigma: np.ndarray) -> float:
@@ -89,9 +91,10 @@ def participation_ratio_of(sigma: np.ndarray) -> float:
     return float(lam.sum() ** 2 / (lam**2).sum())
 
 
-def participation_ratio(x: Any, *, center: bool = True, device: DeviceLike = "auto") -> float:
+@renamed_keywords(center="centre")
+def participation_ratio(x: Any, *, centre: bool = True, device: DeviceLike = "auto") -> float:
     """Participation ratio (Σλ)²/Σλ² of the covariance spectrum; σ=[3,2,1] → 2.0."""
-    return participation_ratio_of(singular_values(x, center=center, device=device))
+    return participation_ratio_of(_sigma(x, centre, device))
 
 
 def stable_rank_of(sigma: np.ndarray) -> float:
@@ -100,9 +103,10 @@ def stable_rank_of(sigma: np.ndarray) -> float:
     return float(lam.sum() / lam.max())
 
 
-def stable_rank(x: Any, *, center: bool = False, device: DeviceLike = "auto") -> float:
+@renamed_keywords(center="centre")
+def stable_rank(x: Any, *, centre: bool = False, device: DeviceLike = "auto") -> float:
     """Stable rank ‖X‖²_F/‖X‖²₂ (uncentred by default, as for weight matrices); [3,2,1] → 1.5556."""
-    return stable_rank_of(singular_values(x, center=center, device=device))
+    return stable_rank_of(_sigma(x, centre, device))
 
 
 def rank_me_of(sigma: np.ndarray, eps: float = 1e-7) -> float:
@@ -113,7 +117,7 @@ def rank_me_of(sigma: np.ndarray, eps: float = 1e-7) -> float:
 
 def rank_me(x: Any, *, eps: float = 1e-7, device: DeviceLike = "auto") -> float:
     """RankMe (Garrido et al. 2023) of the uncentred embeddings x (n, d)."""
-    return rank_me_of(singular_values(x, center=False, device=device), eps)
+    return rank_me_of(_sigma(x, False, device), eps)
 
 
 def von_neumann_entropy(x: Any, *, device: DeviceLike = "auto") -> float:
@@ -136,12 +140,13 @@ def von_neumann_entropy(x: Any, *, device: DeviceLike = "auto") -> float:
     return _entropy(lam)
 
 
+@renamed_keywords(center="centre")
 def eigen_decay(
     x: Any,
     *,
     k_min: int = 1,
     k_max: int | None = None,
-    center: bool = True,
+    centre: bool = True,
     rtol: float = 1e-10,
     device: DeviceLike = "auto",
 ) -> float:
@@ -150,7 +155,7 @@ def eigen_decay(
     Least-squares fit of log λₖ on log k over ranks k_min…k_max (1-based); the default k_max is
     the last eigenvalue above rtol·λ₁. Needs at least 3 ranks in the range.
     """
-    lam = singular_values(x, center=center, device=device) ** 2
+    lam = _sigma(x, centre, device) ** 2
     lam = _nonzero(lam, "singular values")
     last = int((lam > rtol * lam[0]).sum())
     hi = last if k_max is None else min(k_max, last)

@@ -35,7 +35,7 @@ from explorer.analysis.frames import tidy
 from explorer.analysis.spectra._backend import engine_for
 from explorer.analysis.spectra.powerlaw import fit_power_law
 from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
-from explorer.validation import check_finite, check_matrix, check_positive_int
+from explorer.validation import check_array, check_finite, check_matrix, check_positive_int
 
 __all__ = [
     "esd",
@@ -47,23 +47,24 @@ __all__ = [
 ]
 
 
-def singular_values(w: Any, *, device: DeviceLike = "auto") -> np.ndarray:
+def singular_values(w: Any, *, centre: bool = False, device: DeviceLike = "auto") -> np.ndarray:
     """Singular values of w (..., m, n), descending: (..., min(m, n)), float64.
 
-    LAPACK (gesdd via numpy) on CPU, ``torch.linalg.svdvals`` on CUDA; stacked matrices are
-    decomposed in one batched call.
+    ``centre=True`` subtracts each matrix's column means first (rows are samples: the spectrum
+    of a representation's covariance, σ² = (n − 1)·eigenvalues); the default is the plain
+    matrix's. LAPACK (gesdd via numpy) on CPU, ``torch.linalg.svdvals`` on CUDA; stacked
+    matrices are decomposed in one batched call.
     """
-    if not hasattr(w, "shape"):
-        w = np.asarray(w)
-    if w.ndim < 2:
-        raise ValueError(
-            f"w must be a matrix (m, n) or a stack (..., m, n), got shape {tuple(w.shape)}"
-        )
-    check_finite(w, "w")
+    w = check_array(w, "w", min_ndim=2)
     if engine_for(device, w) == "torch":
         t = as_torch(w, device=resolve_device(device, w), dtype=torch.float64)
+        if centre:
+            t = t - t.mean(-2, keepdim=True)
         return as_numpy(torch.linalg.svdvals(t))
-    return np.linalg.svd(as_numpy(w, dtype=np.float64), compute_uv=False)
+    a = as_numpy(w, dtype=np.float64)
+    if centre:
+        a = a - a.mean(-2, keepdims=True)
+    return np.linalg.svd(a, compute_uv=False)
 
 
 def esd(w: Any, *, device: DeviceLike = "auto") -> np.ndarray:

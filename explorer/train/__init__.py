@@ -10,6 +10,12 @@
 
 from __future__ import annotations
 
+from explorer.train.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.probes import Probe, default_probe
 from explorer.train.recorders import Recorder, Snapshot
@@ -18,6 +24,8 @@ from explorer.train.state import TrainingDiverged
 from explorer.train.trainer import Trainer, build_seeded
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
     "MultiSeedTrainer",
     "Probe",
     "Recorder",
@@ -28,4 +36,6 @@ __all__ = [
     "TrainingDiverged",
     "build_seeded",
     "default_probe",
+    "load_checkpoint",
+    "save_checkpoint",
 ]

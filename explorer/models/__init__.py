@@ -10,6 +10,7 @@ Pretrained transformers (``load_minilm``, ``load_pretrained``) need the ``hf`` e
 from __future__ import annotations
 
 from explorer.models.attention import VARIANTS as ATTENTION_VARIANTS
+from explorer.models.grid_attention import GridAttention, circular_conv
 from explorer.models.hf import PretrainedTransformer, load_minilm, load_pretrained
 from explorer.models.hooks import ActivationCache, HookPoint, capture, capture_stream, hook_names
 from explorer.models.inr import NeuralField
@@ -31,6 +32,7 @@ __all__ = [
     "CNNConfig",
     "ConvDecoder",
     "ConvDecoderConfig",
+    "GridAttention",
     "HookPoint",
     "MLPConfig",
     "NeuralField",
@@ -42,6 +44,7 @@ __all__ = [
     "build_model",
     "capture",
     "capture_stream",
+    "circular_conv",
     "config_from_dict",
     "config_to_dict",
     "hook_names",

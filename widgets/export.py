@@ -9,7 +9,7 @@ their resolution (pHYs), so a journal column is 3.5 in wherever the file is plac
 One kaleido browser server is started and reused; :func:`warm_up` starts it in the background
 (the labs call it when first shown), so even the first export takes a fraction of a second.
 MathJax is disabled: nothing is ever fetched. Control characters in text (a NUL byte in a token)
-are drawn as their visible Unicode pictures (``␀``) instead of breaking the export.
+are written as visible escapes (``\\x00``) instead of breaking the export.
 """
 
 from __future__ import annotations
@@ -156,17 +156,11 @@ def _warm() -> None:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _picture(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀ … ␟ (Unicode control pictures)
-    return "\u2421" if code == 0x7F else "\ufffd"
-
-
 def printable_text(text: str) -> str:
-    """``text`` with control characters (NUL, ESC, C1, lone surrogates) replaced by visible
-    stand-ins (``\\x00`` → ``␀``): they break static export and show as nothing on screen."""
-    return _CONTROL.sub(_picture, text)
+    """``text`` with control characters (NUL, ESC, C1, lone surrogates) written as visible
+    escapes (NUL → ``\\x00``, ESC → ``\\x1b``): raw, they break static export and show
+    as nothing on screen."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _printable(node: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import get_colorscale
@@ -84,6 +85,7 @@ def _template() -> go.layout.Template:
         gridcolor="#e8e8e8",
         zeroline=False,
         automargin=True,
+        exponentformat="power",
         title=dict(font=dict(size=12), standoff=6),
         tickfont=dict(size=11),
     )
@@ -115,12 +117,15 @@ def _template() -> go.layout.Template:
             ),
             xaxis=axis,
             yaxis=axis,
-            # legends sit outside the plot area, above it
+            # legends sit at the bottom of the figure, under the x-axis title: never over the
+            # data, never on the title; the plot area shrinks to make room
             legend=dict(
                 orientation="h",
+                xref="container",
                 x=0,
                 xanchor="left",
-                y=1.01,
+                yref="container",
+                y=0,
                 yanchor="bottom",
                 bgcolor="rgba(255,255,255,0.8)",
                 borderwidth=0,
@@ -138,7 +143,25 @@ def apply_theme(fig: go.Figure) -> go.Figure:
     and return it."""
     fig.update_layout(template=TEMPLATE_NAME)
     _wrap_title(fig, 14)
+    _clear_subplot_titles(fig, 12)
     return fig
+
+
+def _clear_subplot_titles(fig: go.Figure, size_px: float) -> None:
+    """Make room for subplot titles (annotations on top of the plot area): lift the figure
+    title above them, or grow the top margin when there is no title."""
+    tops = [
+        a for a in fig.layout.annotations
+        if a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.9
+    ]  # fmt: skip
+    if not tops:
+        return
+    lines = max(1 + (a.text or "").count("<br") for a in tops)
+    room = 8 + 1.4 * size_px * lines
+    if fig.layout.title.text:
+        fig.update_layout(title_pad_b=room)
+    else:
+        fig.update_layout(margin_t=max(fig.layout.margin.t or 10, room))
 
 
 _SOFT_BREAK = "<br >"  # a line break plotly draws, told apart from the author's "<br>"
@@ -151,7 +174,7 @@ def _wrap_title(fig: go.Figure, size_px: float) -> None:
     if not text:
         return
     width = (fig.layout.width or 700) - 20
-    per_line = max(12, int(width / (0.56 * (title.font.size or size_px))))
+    per_line = max(12, int(width / (0.6 * (title.font.size or size_px))))
     parts = re.split(r"(<br\s*/?>)", text.replace(_SOFT_BREAK, " "))  # author breaks kept
     fig.layout.title.text = "".join(
         p if p.startswith("<br") else _SOFT_BREAK.join(_lines(p, per_line)) for p in parts
@@ -182,7 +205,7 @@ def log_ticks(values: Sequence[float] | Any) -> dict[str, Any]:
     lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
     hi = max(hi, lo + 1)
     if hi - lo >= 2:
-        step = max(1, math.ceil((hi - lo) / 6))
+        step = max(1, math.ceil((hi - lo) / 5))
         vals = [10.0**k for k in range(lo, hi + 1, step)]
         return {"tickvals": vals, "ticktext": [_power_of_ten(k) for k in range(lo, hi + 1, step)]}
     vals = [m * 10.0**k for k in range(lo, hi + 1) for m in (1, 2, 5)]
@@ -210,7 +233,9 @@ def print_figure(fig: go.Figure, size: ExportSize, *, height_px: int | None = No
         return out
     w0 = out.layout.width or 700
     h0 = out.layout.height or 450
-    height = height_px or round(width * min(h0 / w0, size.max_aspect))
+    rows = len({tuple(out.layout[k].domain or (0, 1)) for k in _axis_keys(out, "y")})
+    aspect = min(max(h0 / w0, 0.6, 0.45 * rows), size.max_aspect)  # a row of panels ≥ 0.45 w
+    height = height_px or round(width * aspect)
     body, tick, title = (round(p * _PT, 2) for p in (size.font_pt, size.tick_pt, size.title_pt))
     spec = out.to_plotly_json()
     _set_fonts(spec, body, tick)
@@ -221,10 +246,54 @@ def print_figure(fig: go.Figure, size: ExportSize, *, height_px: int | None = No
     has_title = bool(out.layout.title.text)
     out.update_layout(
         width=width, height=height, font_size=body, title_font_size=title,
-        margin=dict(l=4, r=4, t=title * 2.2 if has_title else 8, b=4),
+        margin=dict(l=10, r=10, t=title * 2.2 if has_title else 10, b=10),
     )  # fmt: skip
     _wrap_title(out, title)
+    _clear_subplot_titles(out, body)
+    _thin_ticks(out, tick)
+    shapes = [np.shape(t.z)[-2:] if t.type == "heatmap" else () for t in fig.data]
+    _drop_crowded_cell_text(out, tick, shapes)
     return out
+
+
+def _drop_crowded_cell_text(fig: go.Figure, tick_px: float, shapes: list[tuple[int, ...]]) -> None:
+    """Remove values written in heatmap cells (``shapes`` (rows, cols) per trace) that became
+    too small to hold them."""
+    for trace, shape in zip(fig.data, shapes, strict=True):
+        if trace.type != "heatmap" or not trace.texttemplate or len(shape) != 2:
+            continue
+        x_len = _axis_length(fig, "x" + (trace.xaxis or "x")[1:])
+        y_len = _axis_length(fig, "y" + (trace.yaxis or "y")[1:])
+        cell = min(x_len / max(shape[1], 1), y_len / max(shape[0], 1))  # square cells at most
+        if cell < 3.6 * tick_px:
+            trace.texttemplate = None
+
+
+def _axis_keys(fig: go.Figure, letter: str) -> list[str]:
+    return [k for k in fig.layout.to_plotly_json() if k.startswith(f"{letter}axis")] or [
+        f"{letter}axis"
+    ]
+
+
+def _axis_length(fig: go.Figure, name: str) -> float:
+    """Approximate drawn length (px) of axis ``name`` ("x", "y2", …) at the figure's size."""
+    axis = fig.layout[name.replace("x", "xaxis").replace("y", "yaxis")]
+    domain = axis.domain if axis.domain is not None else (0, 1)
+    size = (fig.layout.width or 700) if name[0] == "x" else (fig.layout.height or 450)
+    return 0.75 * size * (domain[1] - domain[0])
+
+
+def _thin_ticks(fig: go.Figure, tick_px: float) -> None:
+    """Keep every k-th label of an axis whose listed tick labels would overlap."""
+    for key in _axis_keys(fig, "x") + _axis_keys(fig, "y"):
+        axis = fig.layout[key]
+        if axis.tickvals is None or axis.ticktext is None or len(axis.tickvals) < 2:
+            continue
+        per_label = tick_px * (1.3 if key[0] == "y" or axis.tickangle else 0.6 * max(
+            len(str(t)) for t in axis.ticktext))  # fmt: skip
+        every = math.ceil(len(axis.tickvals) * per_label / _axis_length(fig, key[0] + key[5:]))
+        if every > 1:
+            axis.update(tickvals=axis.tickvals[::every], ticktext=axis.ticktext[::every])
 
 
 def _set_fonts(node: Any, body: float, tick: float) -> None:

@@ -34,7 +34,7 @@ def test_heatmap_axes_name_the_models():
     panel = HeatmapPanel(np.eye(3)[:, :2], ["a", "b", "c"], ["u", "v"], "ViT", "CNN")
     fig = similarity_heatmaps([panel], metric_label="linear CKA")
     assert fig.layout.yaxis.title.text == "ViT layer" and fig.layout.xaxis.title.text == "CNN layer"
-    assert fig.layout.annotations[0].text == "ViT (rows) vs CNN (columns)"
+    assert fig.layout.annotations[0].text == "ViT vs CNN"
     assert list(fig.layout.yaxis.ticktext) == ["a", "b", "c"]
     assert "ViT: %{customdata[0]}" in fig.data[0].hovertemplate
     with pytest.raises(ValueError, match="no panels"):

@@ -30,7 +30,7 @@ class HeatmapPanel:
     def title(self) -> str:
         if self.row_model == self.col_model:
             return f"{self.row_model} vs itself"
-        return f"{self.row_model} (rows) vs {self.col_model} (columns)"
+        return f"{self.row_model} vs {self.col_model}"  # rows vs columns, as the axes say
 
 
 def similarity_heatmaps(
@@ -54,9 +54,16 @@ def similarity_heatmaps(
         raise ValueError("no panels to draw")
     cols = columns or len(panels)
     rows = int(np.ceil(len(panels) / cols))
+    # a panel shares its row's y axis labels when it has the same row model and layers
+    shares_y = [
+        i % cols > 0
+        and (panels[i].row_model, list(panels[i].row_labels))
+        == (panels[i - i % cols].row_model, list(panels[i - i % cols].row_labels))
+        for i in range(len(panels))
+    ]
     fig = make_subplots(
         rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
-        horizontal_spacing=0.12, vertical_spacing=0.18,
+        horizontal_spacing=0.04 if all(shares_y[1:cols]) else 0.12, vertical_spacing=0.18,
     )  # fmt: skip
     for i, p in enumerate(panels):
         r, c = divmod(i, cols)
@@ -77,8 +84,9 @@ def similarity_heatmaps(
             row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_yaxes(
-            title_text=f"{p.row_model} layer", autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}",
-            constrain="domain", tickmode="array", tickvals=list(range(len(rl))), ticktext=rl,
+            title_text=None if shares_y[i] else f"{p.row_model} layer", autorange="reversed",
+            scaleanchor=f"x{i + 1 if i else ''}", constrain="domain", tickmode="array",
+            tickvals=list(range(len(rl))), ticktext=rl, showticklabels=not shares_y[i],
             row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_xaxes(

@@ -38,7 +38,7 @@ _MAX_TICKS = 64
 
 def escape_tokens(tokens: Sequence[Any]) -> list[str]:
     """Tokens as display-safe text for plotly: ``<`` → ``&lt;`` … (shown as typed), control
-    characters as visible pictures (NUL → ``␀``)."""
+    characters as visible escapes (NUL → ``\\x00``)."""
     return [html.escape(printable_text(str(t)), quote=False) for t in tokens]
 
 

@@ -41,6 +41,14 @@ def _is_categorical(values: np.ndarray) -> bool:
     return values.dtype.kind in "iu" and len(np.unique(values)) <= CATEGORICAL_LIMIT
 
 
+def _natural(value: Any) -> tuple[int, Any]:
+    """Sort key: numbers in numeric order before text (so class 2 comes before class 10)."""
+    try:
+        return 0, float(value)
+    except (TypeError, ValueError):
+        return 1, str(value)
+
+
 def _marker_trace(
     coords: np.ndarray, rows: np.ndarray, name: str, marker: dict[str, Any], hover: Any
 ) -> go.Scattergl | go.Scatter3d:
@@ -82,11 +90,12 @@ def scatter_figure(
     tip = "%{text}<extra></extra>" if text is not None else "point %{customdata}<extra></extra>"
     fig = go.Figure()
     values = None if color is None else np.asarray(color)
-    if values is not None and _is_categorical(values):
-        for i, cat in enumerate(pd.unique(values)):
+    categorical = values is not None and _is_categorical(values)
+    if values is not None and categorical:
+        for i, cat in enumerate(sorted(pd.unique(values), key=_natural)):
             sel = values == cat
             tr = _marker_trace(
-                xy[sel], idx[sel], f"{color_name}={cat}",
+                xy[sel], idx[sel], str(cat),
                 dict(size=size, color=COLORWAY[i % len(COLORWAY)], opacity=0.8), tip,
             )  # fmt: skip
             tr.text = None if text is None else text[sel]
@@ -111,6 +120,9 @@ def scatter_figure(
                 "neighbour %{customdata}<extra></extra>",
             )
         )  # fmt: skip
+        fig.data[
+            -1
+        ].showlegend = False  # a ring is self-explanatory; keeps the class legend compact
     if picked is not None and int(picked) in where:
         p = where[int(picked)]
         fig.add_trace(
@@ -120,9 +132,10 @@ def scatter_figure(
                 "picked %{customdata}<extra></extra>",
             )
         )  # fmt: skip
+        fig.data[-1].showlegend = False
     fig.update_layout(
-        title=title, legend=dict(itemsizing="constant"), height=480, width=620,
-        clickmode="event", uirevision="keep",
+        title=title, legend=dict(itemsizing="constant", title_text=color_name if categorical else None),
+        height=480, width=620, clickmode="event", uirevision="keep",
     )  # fmt: skip
     if xy.shape[1] == 3:
         fig.update_layout(

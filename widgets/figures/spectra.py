@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.analysis.spectra import FourierSweep, PowerLawFit, Spectrum
-from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme
+from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_ticks
 
 __all__ = [
     "dashboard_figure",
@@ -77,8 +77,7 @@ def spectrum_figure(
     kind = next(iter(spectra.values())).kind if spectra else "power"
     fig = go.Figure(spectrum_traces(spectra, log_x=log_x, dashed=dashed))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=kind, height=340)
-    fig.update_yaxes(type="log" if log else "linear")
-    fig.update_xaxes(type="log" if log_x else "linear")
+    _log_axes(fig, y=log, x=log_x)
     return apply_theme(fig)
 
 
@@ -107,6 +106,17 @@ def residual_history_figure(
         xaxis_title="step", yaxis_title="frequency", height=340,
     )  # fmt: skip
     return apply_theme(fig)
+
+
+def _log_axes(fig: go.Figure, *, x: bool, y: bool, **where: int) -> None:
+    """Log or linear axes; log axes get readable ticks (decades written 10⁻³, or 1-2-5) from
+    the data drawn on them."""
+    for axis, log, update in (("x", x, fig.update_xaxes), ("y", y, fig.update_yaxes)):
+        values = [
+            v for t in fig.select_traces(**({"row": where["row"], "col": where["col"]} if where else {}))
+            for v in np.ravel(np.asarray(getattr(t, axis), dtype=np.float64))
+        ] if log else []  # fmt: skip
+        update(type="log" if log else "linear", **(log_ticks(values) if log else {}), **where)
 
 
 def _log_bins(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,10 +168,8 @@ def esd_figure(
     fig = go.Figure(esd_traces(eigenvalues, fit) if eigenvalues is not None else [])
     if fit is not None and np.isfinite(fit.xmin):
         fig.add_vline(x=fit.xmin, line=dict(color="#888", dash="dot"))
-    axis = "log" if log else "linear"
     fig.update_layout(title=title, xaxis_title="eigenvalue λ", yaxis_title="density", height=340)
-    fig.update_xaxes(type=axis)
-    fig.update_yaxes(type=axis)
+    _log_axes(fig, y=log, x=log)
     return apply_theme(fig)
 
 
@@ -225,36 +233,37 @@ def dashboard_figure(
     esd_title: str = "weight ESD",
     log: bool = True,
 ) -> go.Figure:
-    """The SpectrumLab view as one exportable 2×2 figure (empty panels stay blank)."""
+    """The SpectrumLab view as one exportable figure: the residual heatmap across the top (its
+    colour bar at the right of that row), the three line panels under it; empty panels stay
+    blank."""
     fig = make_subplots(
-        rows=2, cols=2, horizontal_spacing=0.16, vertical_spacing=0.2,
-        subplot_titles=("residual power: frequency × step", "current spectrum vs target",
-                        "per-layer spectra (channel mean)", esd_title),
+        rows=2, cols=3, specs=[[{"colspan": 3}, None, None], [{}, {}, {}]],
+        row_heights=[0.42, 0.58], horizontal_spacing=0.09, vertical_spacing=0.2,
+        subplot_titles=("residual power over training", "model vs target", "per-layer spectra", esd_title),
     )  # fmt: skip
     if steps is not None and residual is not None and len(steps):
         fig.add_trace(
             go.Heatmap(x=list(steps), y=residual.freqs, z=log_floor(residual.power.T, log),
                        colorscale=SEQUENTIAL,
                        colorbar=dict(title=dict(text="log₁₀ power" if log else "power"),
-                                     x=0.44, xanchor="left", y=0.79, len=0.42, thickness=10)),
+                                     y=1, yanchor="top", len=0.42)),
             1, 1,
         )  # fmt: skip
     for trace in spectrum_traces(current or {}, dashed=("target",)):
-        fig.add_trace(trace, 1, 2)
+        fig.add_trace(trace, 2, 1)
     for trace in spectrum_traces(layers or {}):
         trace.showlegend = False
-        fig.add_trace(trace, 2, 1)
+        fig.add_trace(trace, 2, 2)
     if eigenvalues is not None:
         for trace in esd_traces(eigenvalues, fit):
-            fig.add_trace(trace, 2, 2)
-        fig.update_xaxes(type="log" if log else "linear", row=2, col=2)
-        fig.update_yaxes(type="log" if log else "linear", row=2, col=2)
-    for r, c in ((1, 2), (2, 1)):
-        fig.update_yaxes(type="log" if log else "linear", row=r, col=c)
-    titles = {(1, 1): ("step", "frequency"), (1, 2): ("frequency", "power"),
-              (2, 1): ("frequency", "power"), (2, 2): ("eigenvalue λ", "density")}  # fmt: skip
+            fig.add_trace(trace, 2, 3)
+        _log_axes(fig, y=log, x=log, row=2, col=3)
+    for c in (1, 2):
+        _log_axes(fig, y=log, x=False, row=2, col=c)
+    titles = {(1, 1): ("step", "frequency"), (2, 1): ("frequency", "power"),
+              (2, 2): ("frequency", None), (2, 3): ("eigenvalue λ", "density")}  # fmt: skip
     for (r, c), (xt, yt) in titles.items():
         fig.update_xaxes(title_text=xt, row=r, col=c)
         fig.update_yaxes(title_text=yt, row=r, col=c)
-    fig.update_layout(height=760, width=1000)
+    fig.update_layout(height=700, width=1000)
     return apply_theme(fig)

@@ -273,10 +273,10 @@ def attention_figure(
                        hovertemplate="query %{y} → key %{x} %{customdata}: %{z:.3f}<extra></extra>"),
             i // n_heads + 1, i % n_heads + 1,
         )  # fmt: skip
-    fig.update_xaxes(**token_axis(labels), tickangle=-60)
-    fig.update_yaxes(**token_axis(labels), autorange="reversed")
-    fig.update_xaxes(title_text="key", row=n_layers)
-    fig.update_yaxes(title_text="query", col=1)
+    fig.update_xaxes(**token_axis(labels), tickangle=-60, showticklabels=False)
+    fig.update_yaxes(**token_axis(labels), autorange="reversed", showticklabels=False)
+    fig.update_xaxes(title_text="key", showticklabels=True, row=n_layers)  # outer axes only
+    fig.update_yaxes(title_text="query", showticklabels=True, col=1)
     fig.update_layout(
         height=230 * n_layers + 90, width=210 * n_heads + 160, title="attention (query → key)",
         coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1,
@@ -293,5 +293,5 @@ def residual_spectrum_figure(
     fig = go.Figure(go.Heatmap(x=list(steps), y=np.asarray(freqs), z=p.T, colorscale="Magma",
                                colorbar=dict(title="log₁₀ rel. power")))  # fmt: skip
     fig.update_layout(title=title or "residual power per frequency", height=320,
-                      xaxis_title="step", yaxis_title="frequency (cycles / domain)")  # fmt: skip
+                      xaxis_title="step", yaxis_title="frequency")  # fmt: skip
     return apply_theme(fig)

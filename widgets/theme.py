@@ -27,6 +27,7 @@ __all__ = [
     "TEMPLATE_NAME",
     "ExportSize",
     "apply_theme",
+    "log_axes",
     "log_ticks",
     "print_figure",
 ]
@@ -197,20 +198,37 @@ def _plain(text: str) -> str:
 
 
 def log_ticks(values: Sequence[float] | Any) -> dict[str, Any]:
-    """Readable ticks for a log axis over ``values``: one tick per decade written ``10⁻³``
-    when the data span two decades or more, else 1-2-5 steps written plainly (``0.2``)."""
-    pos = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
-    if not pos:
+    """Readable ticks for a log axis over ``values``: one tick per decade (every k-th for
+    wide ranges) written ``10⁻³`` when the data span two decades or more, else 1-2-5 steps
+    written plainly (``0.2``, ``50``)."""
+    pos = np.asarray([v for v in np.ravel(values) if np.isfinite(v) and v > 0], dtype=np.float64)
+    if not pos.size:
         return {}
-    lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
-    hi = max(hi, lo + 1)
-    if hi - lo >= 2:
-        step = max(1, math.ceil((hi - lo) / 5))
-        vals = [10.0**k for k in range(lo, hi + 1, step)]
-        return {"tickvals": vals, "ticktext": [_power_of_ten(k) for k in range(lo, hi + 1, step)]}
-    vals = [m * 10.0**k for k in range(lo, hi + 1) for m in (1, 2, 5)]
-    vals = [v for v in vals if min(pos) / 1.001 <= v * 2.5 and v <= max(pos) * 2.5]
+    lo, hi = float(pos.min()), float(pos.max())
+    if math.log10(hi / lo) >= 2:
+        k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        step = max(1, math.ceil((k1 - k0) / 5))
+        ks = range(k0, k1 + 1, step)
+        return {"tickvals": [10.0**k for k in ks], "ticktext": [_power_of_ten(k) for k in ks]}
+    ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    vals = [m * 10.0**k for k in ks for m in (1, 2, 5) if lo / 1.5 <= m * 10.0**k <= hi * 1.5]
     return {"tickvals": vals, "ticktext": [f"{v:g}" for v in vals]}
+
+
+def log_axes(fig: go.Figure, *, x: bool, y: bool, **where: int) -> None:
+    """Log or linear axes (of the subplot ``row=, col=`` when given); log axes get readable
+    ticks from the data drawn on them (:func:`log_ticks`)."""
+    traces = list(fig.select_traces(**where))
+    for letter, log, update in (("x", x, fig.update_xaxes), ("y", y, fig.update_yaxes)):
+        ticks = log_ticks(np.concatenate([_numbers(getattr(t, letter, None)) for t in traces] or [np.empty(0)])) if log else {}  # fmt: skip
+        update(type="log" if log else "linear", **ticks, **where)
+
+
+def _numbers(values: Any) -> np.ndarray:
+    try:
+        return np.ravel(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):  # text coordinates
+        return np.empty(0)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -130,7 +130,7 @@ def cases() -> dict[str, Case]:
     from explorer.analysis import alignment as al
     from explorer.analysis import geometry as geo
     from explorer.analysis import spectra as sp
-    from widgets.figures import alignment, attention, geometry, spectra, training
+    from widgets.figures import alignment, attention, claims, geometry, spectra, training
 
     def patterns() -> dict[str, np.ndarray]:
         att = _attention()["att"]
@@ -192,8 +192,51 @@ def cases() -> dict[str, Case]:
             title="blocks.1 (PCA)",
         )  # fmt: skip
 
+    def seed_ranks() -> tuple[list[int], dict[str, np.ndarray]]:
+        """Effective rank of a random tanh layer against its width, over 3 seeds."""
+        widths = [2, 4, 8, 16, 32]
+        x = np.random.default_rng(0).normal(size=(200, 12))
+        ranks = {
+            act: np.array([[geo.effective_rank(f(x @ np.random.default_rng(s).normal(size=(12, w))))
+                            for w in widths] for s in range(3)])
+            for act, f in (("tanh", np.tanh), ("linear", lambda v: v))
+        }  # fmt: skip
+        return widths, ranks
+
+    def cka_panels() -> list[claims.Panel]:
+        layers = list(_representations()["layers"].values())
+        m = al.cka_matrix(layers)
+        shuffled = al.cka_matrix(layers, [np.random.default_rng(1).permutation(v) for v in layers])
+        names = [f"L{i}" for i in range(len(layers))]
+        return [
+            claims.Panel(m, "trained", names, names),
+            claims.Panel(shuffled, "control", names, names),
+        ]
+
+    def claim() -> go.Figure:
+        from explorer.claims import CLAIM_IDS, ClaimResult
+
+        ranks = seed_ranks()[1]
+        result = ClaimResult(
+            CLAIM_IDS[0], "reproduced", "effective rank at width 32", tuple(ranks["tanh"][:, -1]),
+            (0, 1, 2), "linear layer", tuple(ranks["linear"][:, -1]),
+        )  # fmt: skip
+        return claims.claim_figure(result)
+
     moons, sig, att = _moons, _signal, _attention
     return {
+        "claims.seed_band_figure": lambda: claims.seed_band_figure(
+            *seed_ranks(),
+            xlabel="width",
+            ylabel="effective rank",
+            log_x=True,
+            levels={"input rank": 12.0},
+            title="effective rank against width",
+        ),
+        "claims.heatmap_panels": lambda: claims.heatmap_panels(
+            cka_panels(), xlabel="layer", ylabel="layer", colorbar_title="linear CKA"
+        ),
+        "claims.claim_figure": claim,
         "training.metrics_figure": lambda: training.metrics_figure(moons()["history"], step=40),
         "training.decision_surface_figure": lambda: training.decision_surface_figure(
             moons()["probs"],

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.claims import ClaimResult
-from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme
+from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_axes
 
 __all__ = ["Panel", "claim_figure", "heatmap_panels", "seed_band_figure"]
 
@@ -69,8 +69,7 @@ def seed_band_figure(
             annotation_text=name, annotation_position="top left" if j % 2 else "bottom right",
         )  # fmt: skip
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, width=640, height=380)
-    fig.update_xaxes(type="log" if log_x else "linear")
-    fig.update_yaxes(type="log" if log_y else "linear")
+    log_axes(fig, x=log_x, y=log_y)
     return apply_theme(fig)
 
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.analysis.spectra import FourierSweep, PowerLawFit, Spectrum
-from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_ticks
+from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_axes
 
 __all__ = [
     "dashboard_figure",
@@ -77,7 +77,7 @@ def spectrum_figure(
     kind = next(iter(spectra.values())).kind if spectra else "power"
     fig = go.Figure(spectrum_traces(spectra, log_x=log_x, dashed=dashed))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=kind, height=340)
-    _log_axes(fig, y=log, x=log_x)
+    log_axes(fig, y=log, x=log_x)
     return apply_theme(fig)
 
 
@@ -106,17 +106,6 @@ def residual_history_figure(
         xaxis_title="step", yaxis_title="frequency", height=340,
     )  # fmt: skip
     return apply_theme(fig)
-
-
-def _log_axes(fig: go.Figure, *, x: bool, y: bool, **where: int) -> None:
-    """Log or linear axes; log axes get readable ticks (decades written 10⁻³, or 1-2-5) from
-    the data drawn on them."""
-    for axis, log, update in (("x", x, fig.update_xaxes), ("y", y, fig.update_yaxes)):
-        values = [
-            v for t in fig.select_traces(**({"row": where["row"], "col": where["col"]} if where else {}))
-            for v in np.ravel(np.asarray(getattr(t, axis), dtype=np.float64))
-        ] if log else []  # fmt: skip
-        update(type="log" if log else "linear", **(log_ticks(values) if log else {}), **where)
 
 
 def _log_bins(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +158,7 @@ def esd_figure(
     if fit is not None and np.isfinite(fit.xmin):
         fig.add_vline(x=fit.xmin, line=dict(color="#888", dash="dot"))
     fig.update_layout(title=title, xaxis_title="eigenvalue λ", yaxis_title="density", height=340)
-    _log_axes(fig, y=log, x=log)
+    log_axes(fig, y=log, x=log)
     return apply_theme(fig)
 
 
@@ -257,9 +246,9 @@ def dashboard_figure(
     if eigenvalues is not None:
         for trace in esd_traces(eigenvalues, fit):
             fig.add_trace(trace, 2, 3)
-        _log_axes(fig, y=log, x=log, row=2, col=3)
+        log_axes(fig, y=log, x=log, row=2, col=3)
     for c in (1, 2):
-        _log_axes(fig, y=log, x=False, row=2, col=c)
+        log_axes(fig, y=log, x=False, row=2, col=c)
     titles = {(1, 1): ("step", "frequency"), (2, 1): ("frequency", "power"),
               (2, 2): ("frequency", None), (2, 3): ("eigenvalue λ", "density")}  # fmt: skip
     for (r, c), (xt, yt) in titles.items():

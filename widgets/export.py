@@ -14,6 +14,8 @@ are written as visible escapes (``\\x00``) instead of breaking the export.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -48,9 +50,9 @@ __all__ = [
 STATIC_FORMATS = ("png", "svg", "pdf")
 EXPORT_FORMATS = (*STATIC_FORMATS, "html")
 _PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-_render_lock = threading.Lock()  # one render at a time: kaleido's sync server is not reentrant
 _start_lock = threading.Lock()
-_server_running = False
+_warm_lock = threading.Lock()
+_browser: _Browser | None = None
 _warm_thread: threading.Thread | None = None
 
 
@@ -93,38 +95,80 @@ def to_figure(obj: go.Figure | Exportable) -> go.Figure:
     raise TypeError(f"cannot export {type(obj).__name__}: expected a plotly Figure or a panel")
 
 
-def _ensure_server() -> None:
-    """Start the one kaleido browser server of this process (idempotent)."""
-    global _server_running
-    import kaleido
+class _Browser:
+    """The one Chromium of this process that renders static exports (kaleido, one tab), on its
+    own event-loop thread; thread-safe (kaleido queues renders for its tab).
 
-    with _start_lock:
-        if not _server_running:
-            kaleido.start_sync_server(
-                n=1,
-                path=find_chromium(),
-                mathjax=False,
-                plotlyjs=_PLOTLY_JS.as_uri(),
-                silence_warnings=True,
-            )  # kaleido stops it at exit
-            _server_running = True
+    kaleido reloads the tab after every image *before* returning it; here the image is returned
+    first and the tab reloads in the background, re-entering kaleido's queue when fresh (an A/B
+    on a loaded 2-core machine: median 0.87 s instead of 1.39 s per 2× PNG of a 48-token map).
+    """
 
+    def __init__(self) -> None:
+        import asyncio
 
-def _render(spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
-    import kaleido
-    from kaleido.errors import JavascriptError
+        self._path = find_chromium()  # a clear error before any thread starts
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="explorer-export", daemon=True).start()
+        self._stack = contextlib.AsyncExitStack()
+        self._reloads: set[Any] = set()
+        self._kaleido = self._call(self._open())
+        atexit.register(self.close)
 
-    with _render_lock:
-        _ensure_server()
+    def _call(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _open(self) -> Any:
+        import asyncio
+
+        import kaleido
+
+        reloads = self._reloads
+
+        class Kaleido(kaleido.Kaleido):
+            async def _return_kaleido_tab(self, tab: Any) -> None:
+                task = asyncio.get_running_loop().create_task(super()._return_kaleido_tab(tab))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+        return await self._stack.enter_async_context(
+            Kaleido(n=1, path=self._path, mathjax=False, plotlyjs=_PLOTLY_JS.as_uri())
+        )
+
+    def render(self, spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
+        from kaleido.errors import JavascriptError
+
         try:
-            return bytes(kaleido.calc_fig_sync(spec, opts=opts))
+            return bytes(self._call(self._kaleido.calc_fig(spec, opts=opts)))
         except JavascriptError as exc:
-            # kaleido 1.x can take the blank page's JS context for the freshly opened tab
+            # kaleido 1.x can take the blank page's JS context for a freshly opened tab
             # ("kaleido_scopes is not defined"); the tab is reloaded after a failure, so one
             # retry renders.
             if "kaleido_scopes" not in str(exc):
                 raise
-            return bytes(kaleido.calc_fig_sync(spec, opts=opts))
+            return bytes(self._call(self._kaleido.calc_fig(spec, opts=opts)))
+
+    def close(self) -> None:
+        """Stop the browser and the loop (at exit)."""
+        import asyncio
+
+        async def stop() -> None:
+            await asyncio.gather(*self._reloads, return_exceptions=True)
+            await self._stack.aclose()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _render(spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
+    global _browser
+    with _start_lock:
+        if _browser is None:
+            _browser = _Browser()
+    return _browser.render(spec, opts)
 
 
 def warm_up() -> threading.Thread:
@@ -135,7 +179,7 @@ def warm_up() -> threading.Thread:
     tests may ``join``). Errors (no Chromium) are left for the first export to report.
     """
     global _warm_thread
-    with _start_lock:
+    with _warm_lock:
         if _warm_thread is None:
             _warm_thread = threading.Thread(
                 target=_warm, name="explorer-export-warm-up", daemon=True

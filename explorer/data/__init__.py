@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from explorer.data.graphs import Graph, stochastic_block_model
 from explorer.data.images import PHOTOS, PROCEDURAL, digits, image, image_prior, image_task, shapes
 from explorer.data.sequences import (
     associative_recall,
@@ -34,6 +35,7 @@ __all__ = [
     "PHOTOS",
     "PROCEDURAL",
     "TASKS",
+    "Graph",
     "Task",
     "associative_recall",
     "blobs",
@@ -60,6 +62,7 @@ __all__ = [
     "signal_1d",
     "sort",
     "spirals",
+    "stochastic_block_model",
     "xor",
 ]
 

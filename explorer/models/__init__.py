@@ -15,6 +15,7 @@ from explorer.models.hf import PretrainedTransformer, load_minilm, load_pretrain
 from explorer.models.hooks import ActivationCache, HookPoint, capture, capture_stream, hook_names
 from explorer.models.inr import NeuralField
 from explorer.models.layers import ACTIVATIONS, ENCODINGS
+from explorer.models.matryoshka import Matryoshka, adaptive_classify, matryoshka_task
 from explorer.models.mlp import MLP, MLPConfig
 from explorer.models.positional import POSITIONAL
 from explorer.models.registry import build_model, config_from_dict, config_to_dict, model_kind
@@ -35,12 +36,14 @@ __all__ = [
     "GridAttention",
     "HookPoint",
     "MLPConfig",
+    "Matryoshka",
     "NeuralField",
     "PretrainedTransformer",
     "Transformer",
     "TransformerConfig",
     "ViT",
     "ViTConfig",
+    "adaptive_classify",
     "build_model",
     "capture",
     "capture_stream",
@@ -50,5 +53,6 @@ __all__ = [
     "hook_names",
     "load_minilm",
     "load_pretrained",
+    "matryoshka_task",
     "model_kind",
 ]

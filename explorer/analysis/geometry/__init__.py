@@ -16,6 +16,7 @@ from explorer.analysis.geometry.dimension import local_id, local_pca_id, mle_id,
 from explorer.analysis.geometry.neighbors import Neighbors, knn, knn_graph
 from explorer.analysis.geometry.profile import METRICS, geometry_over_training, geometry_profile
 from explorer.analysis.geometry.projections import PCA, align_snapshots, procrustes_align, project
+from explorer.analysis.geometry.smoothing import propagate
 from explorer.analysis.geometry.sources import model_points, token_states
 from explorer.analysis.geometry.spectrum import (
     coding_rate,
@@ -54,6 +55,7 @@ __all__ = [
     "position_context",
     "procrustes_align",
     "project",
+    "propagate",
     "rank_me",
     "rate_reduction",
     "stable_rank",

@@ -7,10 +7,17 @@ to torch. Sums whose precision matters accumulate in float64.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Literal, TypeAlias, TypeVar
 
+import numba
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 DeviceLike: TypeAlias = str | torch.device
 ArrayLike: TypeAlias = np.ndarray | torch.Tensor
@@ -23,8 +30,12 @@ __all__ = [
     "as_numpy",
     "as_torch",
     "backend_for",
+    "gemm_nt",
     "resolve_device",
+    "run_on_workers",
 ]
+
+T = TypeVar("T")
 
 
 def resolve_device(device: DeviceLike = "auto", *arrays: Any) -> torch.device:
@@ -85,3 +96,89 @@ def as_torch(
 def accumulation_dtype(x: ArrayLike) -> Any:
     """float64 for any float input (float16/32/64): the dtype sums and Gram matrices accumulate in."""
     return torch.float64 if isinstance(x, torch.Tensor) else np.float64
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """numpy's/scipy's BLAS and torch's CPU ops on one thread each inside the block."""
+    torch_threads = torch.get_num_threads()
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+@functools.cache
+def _onednn_linear() -> Callable[..., torch.Tensor] | None:
+    """torch's oneDNN float32 ``X @ Wᵀ`` (the kernel behind its fused CPU linear layers), if this
+    build has it and it agrees with numpy on a small product; else None."""
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if op is None or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        a = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 7.0
+        b = torch.arange(8, dtype=torch.float32).reshape(2, 4) / 3.0
+        got = op(a, b, None, "none", [], "")
+    except (RuntimeError, TypeError):
+        return None
+    ok = torch.allclose(got, a @ b.T, rtol=1e-6, atol=1e-6)
+    return op if ok else None
+
+
+def gemm_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ bᵀ on the CPU for C-contiguous a (m, k) and b (n, k) → (m, n), in their dtype.
+
+    float32 goes to oneDNN's GEMM through torch where available: it runs AVX-512 kernels
+    wherever the CPU has them, while numpy's OpenBLAS can fall back to its AVX2 kernels (it
+    does on AMD Zen 5, at about half the rate). float64 and anything else: numpy's BLAS.
+    """
+    op = _onednn_linear() if a.dtype == np.float32 == b.dtype else None
+    if op is None:
+        return a @ b.T
+    return op(torch.from_numpy(a), torch.from_numpy(b), None, "none", [], "").numpy()
+
+
+def run_on_workers(
+    work: Callable[[int, T], None], jobs: Iterable[T], *, parallel: bool = True
+) -> None:
+    """Call ``work(worker, job)`` for every job, on one thread per core (CPU).
+
+    Meant for independent BLAS GEMMs: each worker multiplies one job at a time with BLAS on a
+    single thread, and folds the product while it is still in its cache (numba ``nogil``
+    kernels); ``worker`` (0 … workers−1) indexes its own buffers. Workers take the next job as
+    they finish one. On a shared machine this also avoids multi-threaded BLAS, whose threads
+    wait for each other whenever a core is busy elsewhere. With one core, one job or
+    ``parallel=False`` (work too small to pay for a thread pool, ~0.3 ms) the jobs run here,
+    BLAS threads left as they are.
+    """
+    todo = list(jobs)
+    torch_threads = torch.get_num_threads()  # numba's first thread query can reset OpenMP's
+    workers = max(1, min(numba.get_num_threads(), len(todo))) if parallel else 1
+    torch.set_num_threads(torch_threads)
+    if workers == 1:
+        for job in todo:
+            work(0, job)
+        return
+    queue = iter(todo)
+    lock = threading.Lock()
+
+    def loop(worker: int) -> None:
+        torch.set_num_threads(1)  # this thread's own setting (OpenMP) as well as torch's
+        while True:
+            with lock:
+                job = next(queue, _DONE)
+            if job is _DONE:
+                return
+            work(worker, job)  # type: ignore[arg-type]
+
+    with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
+        list(pool.map(loop, range(workers)))
+
+
+_DONE = object()

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+import threading
+
+import numba
 import numpy as np
 import pytest
 import torch
 
-from explorer.device import accumulation_dtype, as_numpy, as_torch, backend_for, resolve_device
+from explorer.device import (
+    accumulation_dtype,
+    as_numpy,
+    as_torch,
+    backend_for,
+    gemm_nt,
+    resolve_device,
+    run_on_workers,
+)
 
 
 def test_auto_resolves_to_cpu_without_cuda() -> None:
@@ -36,3 +47,37 @@ def test_conversions_round_trip() -> None:
     assert as_torch([1, 2], dtype=torch.float64).dtype == torch.float64
     assert accumulation_dtype(t) == torch.float64
     assert accumulation_dtype(x) == np.float64
+
+
+def test_gemm_nt_matches_float64_and_keeps_dtype() -> None:
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+        a, b = (
+            rng.standard_normal((70, 300)).astype(dtype),
+            rng.standard_normal((50, 300)).astype(dtype),
+        )
+        got = gemm_nt(a, b)
+        assert got.dtype == dtype and got.shape == (70, 50)
+        exact = a.astype(np.float64) @ b.astype(np.float64).T
+        np.testing.assert_allclose(got, exact, rtol=tol, atol=tol * np.abs(exact).max())
+
+
+def test_run_on_workers_runs_every_job_once_and_restores_threads() -> None:
+    torch_threads = torch.get_num_threads()
+    seen: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def work(worker: int, job: int) -> None:
+        with lock:
+            seen.append((worker, job, torch.get_num_threads()))
+
+    run_on_workers(work, range(9))
+    assert sorted(j for _, j, _ in seen) == list(range(9))
+    if numba.get_num_threads() > 1:  # a pool: one thread per worker for torch and BLAS
+        assert {t for _, _, t in seen} == {1}
+    assert torch.get_num_threads() == torch_threads
+    seen.clear()
+    run_on_workers(lambda w, j: seen.append((w, j, 0)), range(3), parallel=False)
+    assert seen == [(0, 0, 0), (0, 1, 0), (0, 2, 0)]
+    with pytest.raises(ZeroDivisionError):  # a worker's error reaches the caller
+        run_on_workers(lambda w, j: 1 / 0, range(4))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from explorer.analysis.alignment import StreamingCKA, cka_matrix, linear_cka, minibatch_cka, rbf_cka
 from explorer.analysis.alignment._hsic import cka_from_hsic, hsic_matrix
-from explorer.analysis.alignment.cka import _linear_stats, centre
+from explorer.analysis.alignment.cka import _linear_stats
 from explorer.errors import ExplorerWarning
 from explorer.kernels import alignment as kernels
 
@@ -134,13 +134,21 @@ def test_torch_route_code_matches_numpy_on_cpu_tensors(demo):
     """The CUDA code path (torch ops) run on CPU tensors equals the numpy/numba path."""
     x, y = demo
     pairs = {(0, 1)}
+    names = ["x", "y"]
     for route in ("feature", "gram"):
-        zs_np = [centre(x), centre(y)]
-        zs_t = [torch.from_numpy(z) for z in zs_np]
-        for debiased in (False, True):
-            a = cka_from_hsic(hsic_matrix(_linear_stats(zs_np, pairs, route), debiased=debiased))
-            b = cka_from_hsic(hsic_matrix(_linear_stats(zs_t, pairs, route), debiased=debiased))
-            np.testing.assert_allclose(a, b, atol=1e-12)
+        for dtype in (np.float64, np.float32):
+            xs_np = [x.astype(dtype) + 5.0, y.astype(dtype)]
+            xs_t = [torch.from_numpy(a) for a in xs_np]
+            for debiased in (False, True):
+                a = _linear_stats(xs_np, pairs, route, names)
+                b = _linear_stats(xs_t, pairs, route, names)
+                ha, hb = (hsic_matrix(st, debiased=debiased) for st in (a, b))
+                np.testing.assert_allclose(ha, hb, rtol=1e-12 if dtype == np.float64 else 1e-5)
+                np.testing.assert_allclose(
+                    cka_from_hsic(ha),
+                    cka_from_hsic(hb),
+                    atol=1e-12 if dtype == np.float64 else 1e-6,
+                )
     # torch CPU tensors are accepted at the public boundary too
     assert linear_cka(torch.from_numpy(x), torch.from_numpy(y), device="cpu") == pytest.approx(
         0.55761, abs=5e-6
@@ -148,15 +156,62 @@ def test_torch_route_code_matches_numpy_on_cpu_tensors(demo):
 
 
 @pytest.mark.kernels
-def test_gram_block_sums_matches_numpy():
+def test_moment_kernels_match_numpy_float64():
     rng = np.random.default_rng(5)
-    grams = rng.standard_normal((3, 7, 7)).astype(np.float32)
-    inner = np.zeros((3, 3))
-    rows = np.empty((3, 4))
-    kernels.gram_block_sums(np.ascontiguousarray(grams[:, :4]), inner, rows)
-    g64 = grams[:, :4].astype(np.float64).reshape(3, -1)
-    np.testing.assert_allclose(inner, g64 @ g64.T, rtol=1e-12)
-    np.testing.assert_allclose(rows, grams[:, :4].astype(np.float64).sum(2), rtol=1e-12)
+    x = (rng.standard_normal((37, 6)) * 3.0 + 7.0).astype(np.float32)
+    x64 = x.astype(np.float64)
+    sums = np.ones(6)
+    kernels.column_sums(x, 3, 37, sums)
+    np.testing.assert_allclose(sums, 1.0 + x64[3:].sum(0), rtol=1e-13)
+    shift = x64.mean(0)
+    expected = (x64 - shift).astype(np.float32)  # rounded once
+    for transposed in (False, True):  # (1, n, d), or zᵀ in chunks of 16 samples (3, 6, 16)
+        out = np.zeros((3, 6, 16) if transposed else (1, 37, 6), dtype=np.float32)
+        q, zsum = np.empty(37), np.zeros(6)
+        kernels.shift_rows(x, shift, 0, 20, out, q, zsum, transposed)
+        kernels.shift_rows(x, shift, 20, 37, out, q, zsum, transposed)
+        z = np.concatenate(list(out), axis=1).T[:37] if transposed else out[0]
+        np.testing.assert_array_equal(z, expected)
+        z64 = z.astype(np.float64)
+        np.testing.assert_allclose(q, (z64**2).sum(1), rtol=1e-13)
+        np.testing.assert_allclose(zsum, z64.sum(0), rtol=1e-10, atol=1e-12)
+        if transposed:
+            assert not out[2, :, 5:].any()  # padding past n untouched
+            v = rng.standard_normal(48)
+            dots = np.empty(6)
+            kernels.row_dots(out, v, 0, 6, dots)  # chunked feature rows · per-sample v
+            np.testing.assert_allclose(dots, z64.T @ v[:37], rtol=1e-12, atol=1e-12)
+    v = rng.standard_normal(6)
+    dots = np.empty(37)
+    kernels.row_dots(z[None], v, 0, 37, dots)
+    np.testing.assert_allclose(dots, z64 @ v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.kernels
+def test_tile_kernels_match_numpy_float64():
+    rng = np.random.default_rng(6)
+    tiles = rng.standard_normal((3, 7, 5)).astype(np.float32)
+    inner = np.ones((3, 3))
+    kernels.tile_pair_sums(tiles, 2.0, inner)
+    flat = tiles.astype(np.float64).reshape(3, -1)
+    np.testing.assert_allclose(inner, 1.0 + 2.0 * flat @ flat.T, rtol=1e-12)
+    # a symmetric 9 × 9 matrix from upper tiles (the diagonal one masked below its diagonal)
+    a = rng.standard_normal((40, 9))
+    full = a.T @ a
+    g = np.zeros((9, 9))
+    for i0, j0 in ((0, 0), (0, 5), (5, 5)):
+        kernels.add_tile(g, full[i0 : i0 + 5, j0 : j0 + 5], i0, j0, True)
+    np.testing.assert_allclose(g, np.triu(full), rtol=1e-14)
+    mu = rng.standard_normal(9)
+    frob, quad = kernels.centred_frobenius(g, mu, mu, 40.0, True)
+    c = full - 40.0 * np.outer(mu, mu)
+    assert frob == pytest.approx(float((c * c).sum()), rel=1e-12)
+    assert quad == pytest.approx(float(mu @ full @ mu), rel=1e-12)
+    cross = rng.standard_normal((9, 4))
+    nu = rng.standard_normal(4)
+    frob, quad = kernels.centred_frobenius(cross, mu, nu, 3.0, False)
+    assert frob == pytest.approx(float(((cross - 3.0 * np.outer(mu, nu)) ** 2).sum()), rel=1e-12)
+    assert quad == pytest.approx(float(mu @ cross @ nu), rel=1e-12)
 
 
 @pytest.mark.kernels

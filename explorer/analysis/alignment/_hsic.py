@@ -11,22 +11,46 @@ Biased ("Gretton") HSIC = tr(K H L H)/(n−1)². Unbiased ("Song" et al. 2012) H
 [tr(K̃L̃) + 1ᵀK̃1·1ᵀL̃1/((n−1)(n−2)) − 2·1ᵀK̃L̃1/(n−2)] / (n(n−3)), K̃ = K with zero diagonal.
 For linear kernels the statistics follow from feature moments (:class:`FeatureMoments`), which
 add up over batches — that is what makes exact streaming CKA possible.
+
+Precision: each representation is shifted once (``z = x − shift``, rounded to the input
+dtype), the products ZᵀZ run in the input precision (float32 → BLAS sgemm) on the shifted
+data, and everything else — row norms, column sums, the shift corrections — in float64 from
+the stored z, so the statistics are exact for the data as multiplied.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
-from explorer.device import ArrayLike
+from explorer.device import ArrayLike, gemm_nt, run_on_workers
 from explorer.errors import ExplorerWarning
+from explorer.kernels import alignment as kernels
 
-__all__ = ["FeatureMoments", "GramStats", "cka_from_hsic", "feature_moments", "hsic_matrix"]
+__all__ = [
+    "FeatureMoments",
+    "GramStats",
+    "Shifted",
+    "cka_from_hsic",
+    "column_means",
+    "feature_moments",
+    "hsic_matrix",
+    "row_reduce",
+    "shift",
+]
+
+_FEATURE_TILE = 256  # CPU: ZᵀZ in tiles of ≤ 256 × 256 features, one GEMM per tile
+_CHUNK_ELEMENTS = 1 << 18  # CPU: row ranges of at least this many elements per worker job
+PARALLEL_WORK = 1 << 24  # CPU: multiply-adds below which GEMM tiles run on the calling thread
+# CPU feature products sum samples in chunks of 1024 (float32 inside a GEMM, float64 across
+# chunks): oneDNN's float32 sums over 8000 samples at once came out ~7× less accurate in CKA.
+_SAMPLE_CHUNK = 1024
 
 
 @dataclass
@@ -84,14 +108,90 @@ def cka_from_hsic(
     return out
 
 
+def row_reduce(
+    n: int, d: int, kernel: Callable[[int, int, np.ndarray], None], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Σ over row ranges of ``kernel(r0, r1, acc)`` (a numba kernel adding into ``acc``).
+
+    The n rows of an (n, d) array are split into ranges run on worker threads, each adding
+    into its own float64 accumulator of ``shape`` (zeros); returns their sum.
+    """
+    threads = max(1, numba.get_num_threads())
+    count = max(1, min(2 * threads, n * d // _CHUNK_ELEMENTS, n))
+    step = -(-n // count)
+    acc: dict[int, np.ndarray] = {}
+
+    def job(worker: int, r0: int) -> None:
+        kernel(r0, min(n, r0 + step), acc.setdefault(worker, np.zeros(shape)))
+
+    run_on_workers(job, range(0, n, step))
+    return np.sum(list(acc.values()), axis=0) if acc else np.zeros(shape)
+
+
+@dataclass
+class Shifted:
+    """m representations over the same n samples, each shifted by a fixed vector.
+
+    ``zs[a]`` = x_a − shift_a in x_a's precision (numpy on the CPU, torch on any device): as
+    (n, d_a), or when ``transposed`` as feature rows in chunks of k samples, (C, d_a, k) with
+    ``zs[a][c, j, i] = z_a[c k + i, j]`` (CPU: k = 1024, zero-padded past n; torch: C = 1) —
+    the layout the feature products Z_aᵀZ_b multiply fastest. ``q`` (n, m) float64: row norms²
+    of each z_a; ``sums[a]`` (d_a,) float64: column sums of z_a (≈ 0 when the shift is the mean).
+    """
+
+    zs: list[Any]  # all numpy or all torch
+    q: Any
+    sums: list[np.ndarray]
+    transposed: bool = False
+
+    @property
+    def n(self) -> int:
+        return int(self.q.shape[0])
+
+
+def column_means(x: ArrayLike) -> ArrayLike:
+    """(d,) float64 column means of x (n, d), summed in float64 without a float64 copy (CPU)."""
+    if isinstance(x, torch.Tensor):
+        return x.sum(0, dtype=torch.float64) / x.shape[0]
+    c = np.ascontiguousarray(x)
+    n, d = c.shape
+    return row_reduce(n, d, lambda r0, r1, acc: kernels.column_sums(c, r0, r1, acc), (d,)) / n
+
+
+def shift(xs: Sequence[Any], shifts: Sequence[Any], *, transposed: bool = False) -> Shifted:
+    """Shift every x_a (n, d_a) by shifts[a] (float64 (d_a,)); float64 row/column moments."""
+    if isinstance(xs[0], torch.Tensor):
+        zs_t = [x - s.to(x.dtype) for x, s in zip(xs, shifts)]
+        q_t = torch.stack([(z.to(torch.float64) ** 2).sum(1) for z in zs_t], dim=1)
+        sums = [z.sum(0, dtype=torch.float64).cpu().numpy() for z in zs_t]
+        return Shifted([z.T[None] if transposed else z for z in zs_t], q_t, sums, transposed)
+    n = int(xs[0].shape[0])
+    k = min(n, _SAMPLE_CHUNK)
+    zs: list[Any] = []
+    q = np.empty((len(xs), n))
+    sums = []
+    for a, (x, s) in enumerate(zip(xs, shifts)):
+        src, by = np.ascontiguousarray(x), np.asarray(s, dtype=np.float64)
+        d = src.shape[1]
+        shape = (-(-n // k), d, k) if transposed else (1, n, d)
+        z, qa = np.zeros(shape, dtype=src.dtype), q[a]  # zeros: the padding past n
+
+        def rows(r0: int, r1: int, acc: np.ndarray) -> None:
+            kernels.shift_rows(src, by, r0, r1, z, qa, acc, transposed)  # noqa: B023
+
+        sums.append(row_reduce(n, d, rows, (d,)))
+        zs.append(z if transposed else z[0])
+    return Shifted(zs, np.ascontiguousarray(q.T), sums, transposed)
+
+
 @dataclass
 class FeatureMoments:
-    """Additive moments of m representations Z_a (n × d_a), stored in float64.
+    """Additive moments of m shifted representations Z_a (n × d_a), stored in float64.
 
-    ``gram[a][b] = Z_aᵀZ_b`` (a ≤ b), ``sums[a] = Z_aᵀ1``, ``w[a][b] = Z_aᵀ q_b`` with
-    q_b = row norms² of Z_b, ``qq = QᵀQ``, ``qsum = Σq``. Each Z_a is shifted by a fixed
-    vector (``shift``) before accumulation; every HSIC formula is invariant to it, and
-    a shift near the mean keeps the float64 sums well conditioned.
+    ``gram[a][b] = Z_aᵀZ_b`` for a < b (None where not needed) and ``gram[a][a]`` = the upper
+    triangle of Z_aᵀZ_a (strict lower part zero); ``sums[a] = Z_aᵀ1``, ``w[a][b] = Z_aᵀ q_b``
+    with q_b = row norms² of Z_b, ``qq = QᵀQ``, ``qsum = Σq``. Every HSIC formula is
+    invariant to the shifts, and a shift near the mean keeps the float64 sums well conditioned.
     """
 
     n: int
@@ -129,10 +229,11 @@ class FeatureMoments:
                 if g is None:
                     inner[a, b] = inner[b, a] = np.nan
                     continue
-                c = g - n * np.outer(mu[a], mu[b])  # Z̄_aᵀ Z̄_b
-                inner[a, b] = inner[b, a] = float(np.sum(c * c))
+                # ‖Z̄_aᵀZ̄_b‖²_F with Z̄_aᵀZ̄_b = G − n μ_a μ_bᵀ, and μ_aᵀ G μ_b
+                frob, quad = kernels.centred_frobenius(g, mu[a], mu[b], float(n), a == b)
+                inner[a, b] = inner[b, a] = frob
                 if a == b:
-                    trace[a] = float(np.trace(c))
+                    trace[a] = float(np.trace(g)) - n * msq[a]
                 # Σ_i q̄_a,i q̄_b,i with q̄ = ‖z − μ‖² = q − 2 z·μ + ‖μ‖²
                 val = (
                     self.qq[a, b]
@@ -140,47 +241,89 @@ class FeatureMoments:
                     - 2.0 * float(mu[a] @ self.w[a][b])
                     + msq[b] * self.qsum[a]
                     + msq[a] * self.qsum[b]
-                    + 4.0 * float(mu[a] @ g @ mu[b])
+                    + 4.0 * quad
                     - 3.0 * n * msq[a] * msq[b]
                 )
                 dd[a, b] = dd[b, a] = val
         return GramStats(n=n, inner=inner, dd=dd, trace=trace)
 
 
-def _numpy64(a: Any) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        return a.detach().to(torch.float64).cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
+def _products(m: int, pairs: set[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    """(a, b) with a ≤ b whose ZᵀZ is needed: every self product, and the listed cross ones."""
+    return [
+        (a, b) for a in range(m) for b in range(a, m) if a == b or pairs is None or (a, b) in pairs
+    ]
 
 
-def feature_moments(
-    zs: Sequence[ArrayLike], pairs: set[tuple[int, int]] | None = None
-) -> FeatureMoments:
-    """Moments of one batch of m (already shifted) representations, numpy or torch alike.
+def _feature_tiles(
+    widths: Sequence[int], products: list[tuple[int, int]]
+) -> Iterator[tuple[int, int, int, int]]:
+    """(a, b, i0, j0) for every feature tile of Z_aᵀZ_b, upper tiles only when a = b."""
+    t = _FEATURE_TILE
+    for a, b in products:
+        for i0 in range(0, widths[a], t):
+            for j0 in range(i0 if a == b else 0, widths[b], t):
+                yield a, b, i0, j0
 
-    ``Z_aᵀZ_b`` runs in the input precision (float32 → BLAS sgemm); every sum is float64.
-    ``pairs``: the cross products a < b to form (default all); self products always.
+
+def _gram_products(
+    s: Shifted, products: list[tuple[int, int]]
+) -> dict[tuple[int, int], np.ndarray]:
+    """Z_aᵀZ_b in float64 for each product (upper triangle for a = b), GEMMs in input precision."""
+    zts = s.zs  # (C, d_a, k) each
+    if isinstance(zts[0], torch.Tensor):
+        out = {}
+        for a, b in products:
+            g = zts[a][0] @ zts[b][0].T
+            out[a, b] = (torch.triu(g) if a == b else g).to(torch.float64).cpu().numpy()
+        return out
+    widths = [int(z.shape[1]) for z in zts]
+    grams = {(a, b): np.zeros((widths[a], widths[b])) for a, b in products}
+    t = _FEATURE_TILE
+
+    def tile(worker: int, job: tuple[int, int, int, int]) -> None:
+        a, b, i0, j0 = job
+        for left, right in zip(zts[a], zts[b]):  # sample chunks: float64 sums across them
+            product = gemm_nt(left[i0 : i0 + t], right[j0 : j0 + t])  # one GEMM, one thread
+            kernels.add_tile(grams[a, b], product, i0, j0, a == b)
+
+    work = s.n * sum(widths[a] * widths[b] for a, b in products)
+    run_on_workers(tile, _feature_tiles(widths, products), parallel=work > PARALLEL_WORK)
+    return grams
+
+
+def feature_moments(s: Shifted, pairs: set[tuple[int, int]] | None = None) -> FeatureMoments:
+    """Moments of one batch of m shifted representations (``s.transposed``), numpy or torch.
+
+    ``Z_aᵀZ_b`` runs in the input precision (CPU: float32 feature tiles of one GEMM per sample
+    chunk (:func:`~explorer.device.gemm_nt`) on worker threads, only the upper tiles of
+    Z_aᵀZ_a); every sum is float64. ``pairs``: the cross products a < b to form (default all);
+    self products always.
     """
-    m = len(zs)
-    n = int(zs[0].shape[0])
-    q: Any
-    z64: list[Any]
-    if isinstance(zs[0], torch.Tensor):
-        z64 = [torch.as_tensor(z).to(torch.float64) for z in zs]
-        q = torch.stack([(z * z).sum(1) for z in z64], dim=1)  # (n, m)
+    if not s.transposed:
+        raise ValueError("feature_moments needs shift(..., transposed=True)")
+    m = len(s.zs)
+    products = _products(m, pairs)
+    grams = _gram_products(s, products)
+    gram: list[list[np.ndarray | None]] = [[grams.get((a, b)) for b in range(m)] for a in range(m)]
+    if isinstance(s.q, torch.Tensor):
+        q = s.q
+        w = [list((q.T @ zt[0].to(torch.float64).T).cpu().numpy()) for zt in s.zs]
+        qq, qsum = (q.T @ q).cpu().numpy(), q.sum(0).cpu().numpy()
     else:
-        z64 = [np.asarray(z, dtype=np.float64) for z in zs]
-        q = np.stack([np.einsum("ij,ij->i", z, z) for z in z64], axis=1)
-    gram: list[list[np.ndarray | None]] = [[None] * m for _ in range(m)]
-    for a in range(m):
-        for b in range(a, m):
-            if a == b or pairs is None or (a, b) in pairs:
-                gram[a][b] = _numpy64(zs[a].T @ zs[b])
-    return FeatureMoments(
-        n=n,
-        gram=gram,
-        sums=[_numpy64(z.sum(0)) for z in z64],
-        w=[list(_numpy64(z.T @ q).T) for z in z64],
-        qq=_numpy64(q.T @ q),
-        qsum=_numpy64(q.sum(0)),
-    )
+        chunks, _, k = s.zs[0].shape
+        padded = np.zeros((m, chunks * k))  # q_b per sample, zero past n like the chunks
+        padded[:, : s.n] = s.q.T
+        w = []
+        for zt in s.zs:  # Z_aᵀ q_b: one float64 dot per feature row
+            wz = np.empty((m, zt.shape[1]))
+            for b in range(m):
+                qb, out = padded[b], wz[b]
+
+                def rows(r0: int, r1: int, _: np.ndarray) -> None:
+                    kernels.row_dots(zt, qb, r0, r1, out)  # noqa: B023
+
+                row_reduce(zt.shape[1], chunks * k, rows, ())
+            w.append(list(wz))
+        qq, qsum = s.q.T @ s.q, s.q.sum(0)
+    return FeatureMoments(n=s.n, gram=gram, sums=[x.copy() for x in s.sums], w=w, qq=qq, qsum=qsum)

@@ -5,11 +5,17 @@ Variants, named:
 - ``debiased=False``: biased HSIC ("Gretton"), CKA = ‖ȲᵀX̄‖²_F / (‖X̄ᵀX̄‖_F ‖ȲᵀȲ‖_F). Inflated
   when d ≫ n (independent Gaussians give ≈ 0.97 at n = 16, d = 512).
 - ``debiased=True``: unbiased HSIC ("Song" et al. 2012), needs n ≥ 4; near 0 for independent data.
-- Linear CKA has two exact routes, picked by flop count unless ``route`` says: ``"feature"``
-  (d × d cross-covariances, cheap when n > d) and ``"gram"`` (n × n Gram matrices in row blocks,
-  cheap when d > n). Both agree to rounding.
-- Precision: products run in the input precision (float32 → BLAS sgemm), every sum in float64;
-  pass float64 arrays for float64 throughout (agreement then ~1e-12).
+- Linear CKA has two exact routes, picked by multiply-add count unless ``route`` says:
+  ``"feature"`` (d × d cross-covariances Z_aᵀZ_b, cheap when n > d) and ``"gram"`` (n × n
+  Gram matrices, cheap when d > n). Both use symmetry — only the upper triangle of each self
+  product Z_aᵀZ_a, only the Gram tiles on and above the diagonal — and agree to rounding. On
+  the CPU the products are cache-sized tiles, one single-threaded BLAS GEMM each, spread over
+  one worker thread per core and folded into float64 accumulators by numba kernels.
+- Precision: each representation is centred once (float64 column means, the result rounded
+  to the input dtype), products run in the input precision (float32 → BLAS sgemm), and every
+  sum and correction is float64 — no float64 copy of the data. float32 input then agrees
+  with a float64 computation to ~1e-9 (the plain float32 formula: ~1e-6); pass float64 arrays
+  for float64 throughout (~1e-13).
 - RBF CKA bandwidth: σ² = threshold² × median of the squared pairwise distances (zeros on the
   diagonal included), as in the CKA demo notebook accompanying Kornblith et al. 2019.
 """
@@ -23,77 +29,120 @@ import numpy as np
 import torch
 
 from explorer.analysis.alignment._hsic import (
+    PARALLEL_WORK,
     GramStats,
+    Shifted,
     cka_from_hsic,
+    column_means,
     feature_moments,
     hsic_matrix,
+    row_reduce,
+    shift,
 )
 from explorer.analysis.alignment._prep import prepare, prepare_many
 from explorer.analysis.pooling import Pool
-from explorer.device import ArrayLike, DeviceLike
+from explorer.device import ArrayLike, DeviceLike, gemm_nt, run_on_workers
 from explorer.kernels import alignment as kernels
 from explorer.validation import check_paired
 
-__all__ = ["Route", "centre", "cka_matrix", "linear_cka", "rbf_cka"]
+__all__ = ["Route", "cka_matrix", "linear_cka", "rbf_cka"]
 
 Route: TypeAlias = Literal["auto", "feature", "gram"]
-_BLOCK_BYTES = 1 << 28  # 256 MiB of Gram rows in flight
-
-
-def centre(x: ArrayLike, name: str = "X") -> ArrayLike:
-    """Column-centre ``x`` (mean in float64, result in x's dtype); reject constant data."""
-    if isinstance(x, torch.Tensor):
-        z = x - x.to(torch.float64).mean(0).to(x.dtype)
-        norm = float(torch.linalg.vector_norm(z.to(torch.float64)))
-    else:
-        z = x - x.mean(0, dtype=np.float64).astype(x.dtype)
-        norm = float(np.linalg.norm(z.astype(np.float64, copy=False)))
-    if norm == 0.0:
-        raise ValueError(
-            f"{name} is constant across samples (every row identical), so its similarity to "
-            "anything is undefined; check that the layer is not dead or the inputs not identical"
-        )
-    return z
+_TILE_BYTES = 1 << 24  # Gram route: one row-block tile of every representation, ≤ 16 MiB
 
 
 def _min_rows(debiased: bool) -> int:
     return 4 if debiased else 2
 
 
-def _gram_blocks(zs: Sequence[Any], rows: int) -> Iterator[tuple[int, ArrayLike]]:
-    """Yield (start, (m, t, n) rows start…start+t of every linear Gram Z_a Z_aᵀ)."""
-    n = zs[0].shape[0]
+def _upper_blocks(n: int, rows: int) -> Iterator[tuple[int, int]]:
+    """(i0, j0) starts of the row blocks on and above the diagonal of an n × n matrix."""
+    for i0 in range(0, n, rows):
+        for j0 in range(i0, n, rows):
+            yield i0, j0
+
+
+def _block_rows(n: int, m: int, itemsize: int) -> int:
+    """Rows per Gram tile: m tiles of rows² fit in :data:`_TILE_BYTES` (multiple of 64)."""
+    rows = int((_TILE_BYTES / (m * itemsize)) ** 0.5) // 64 * 64
+    return max(64, min(n, rows))
+
+
+def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
+    """(m, m) ⟨K_a, K_b⟩_F of the linear Grams K_a = Z_a Z_aᵀ, float64.
+
+    Only tiles on and above the diagonal are multiplied (K is symmetric: an off-diagonal tile
+    counts twice), one row block of every K_a at a time, in the input precision; the tile sums
+    are float64. CPU: tiles on worker threads (:func:`~explorer.device.run_on_workers`).
+    """
+    m, n = len(zs), int(zs[0].shape[0])
     if isinstance(zs[0], torch.Tensor):
-        for start in range(0, n, rows):
-            yield start, torch.stack([z[start : start + rows] @ z.T for z in zs])
-        return
-    buf = np.empty((len(zs), min(rows, n), n), dtype=zs[0].dtype)  # reused: no per-block copies
-    for start in range(0, n, rows):
-        t = min(n, start + rows) - start
+        rows = _block_rows(n, m, zs[0].element_size())
+        inner_t = torch.zeros((m, m), dtype=torch.float64, device=zs[0].device)
+        for i0, j0 in _upper_blocks(n, rows):
+            tiles = torch.stack([z[i0 : i0 + rows] @ z[j0 : j0 + rows].T for z in zs])
+            flat = tiles.reshape(m, -1).to(torch.float64)
+            inner_t += (1.0 if i0 == j0 else 2.0) * (flat @ flat.T)
+        return inner_t.cpu().numpy()
+    rows = _block_rows(n, m, zs[0].itemsize)
+    buffers: dict[int, np.ndarray] = {}
+    partial: dict[int, np.ndarray] = {}
+
+    def tile(worker: int, job: tuple[int, int]) -> None:
+        i0, j0 = job
+        buf = buffers.setdefault(worker, np.empty((m, rows, rows), dtype=zs[0].dtype))
+        ti, tj = min(rows, n - i0), min(rows, n - j0)
         for a, z in enumerate(zs):
-            np.matmul(z[start : start + t], z.T, out=buf[a, :t])
-        yield start, buf[:, :t]
+            buf[a, :ti, :tj] = gemm_nt(z[i0 : i0 + ti], z[j0 : j0 + tj])  # one GEMM, one thread
+        acc = partial.setdefault(worker, np.zeros((m, m)))
+        kernels.tile_pair_sums(buf[:, :ti, :tj], 1.0 if i0 == j0 else 2.0, acc)
+
+    work = n * n * sum(int(z.shape[1]) for z in zs) // 2
+    run_on_workers(tile, _upper_blocks(n, rows), parallel=work > PARALLEL_WORK)
+    return np.sum(list(partial.values()), axis=0)
 
 
-def gram_stats(blocks: Iterator[tuple[int, ArrayLike]], m: int, n: int) -> GramStats:
-    """Reduce row blocks of m Gram matrices to :class:`GramStats` (float64, one pass)."""
-    inner = np.zeros((m, m))
-    diag = np.zeros((m, n))
-    rowsum = np.zeros((m, n))
-    for start, block in blocks:
-        t = block.shape[1]
-        idx = np.arange(t)
-        if isinstance(block, torch.Tensor):
-            b64 = block.to(torch.float64)
-            flat = b64.reshape(m, -1)
-            inner += (flat @ flat.T).cpu().numpy()
-            rowsum[:, start : start + t] = b64.sum(2).cpu().numpy()
-            diag[:, start : start + t] = b64[:, idx, start + idx].cpu().numpy()
-        else:
-            rs = np.empty((m, t))
-            kernels.gram_block_sums(block, inner, rs)
-            rowsum[:, start : start + t] = rs
-            diag[:, start : start + t] = block[:, idx, start + idx]
+def _row_dots(z: ArrayLike, v: np.ndarray) -> np.ndarray:
+    """z v in float64: (n,) row sums of the linear Gram Z Zᵀ when v = Zᵀ1."""
+    if isinstance(z, torch.Tensor):
+        return (z.to(torch.float64) @ torch.as_tensor(v, device=z.device)).cpu().numpy()
+    out = np.empty(z.shape[0])
+    row_reduce(
+        z.shape[0], z.shape[1], lambda r0, r1, _: kernels.row_dots(z[None], v, r0, r1, out), ()
+    )
+    return out
+
+
+def _gram_route_stats(s: Shifted) -> GramStats:
+    """:class:`GramStats` of the linear Grams K_a = Z_a Z_aᵀ: inner products from Gram tiles,
+    the rest from float64 moments (diag K_a = q_a, K_a 1 = Z_a (Z_aᵀ1))."""
+    q = s.q.cpu().numpy() if isinstance(s.q, torch.Tensor) else s.q
+    r = np.stack([_row_dots(z, v) for z, v in zip(s.zs, s.sums)], axis=1)
+    return GramStats(
+        n=s.n,
+        inner=_gram_inner(s.zs),
+        dd=q.T @ q,
+        trace=q.sum(0),
+        uu=r.T @ r,
+        ud=r.T @ q,
+        total=r.sum(0),
+    )
+
+
+def kernel_stats(grams: ArrayLike) -> GramStats:
+    """:class:`GramStats` of m full (n, n) kernel matrices (m, n, n), reduced in float64."""
+    m, n = int(grams.shape[0]), int(grams.shape[1])
+    if isinstance(grams, torch.Tensor):
+        g64 = grams.to(torch.float64)
+        flat = g64.reshape(m, -1)
+        inner = (flat @ flat.T).cpu().numpy()
+        rowsum = g64.sum(2).cpu().numpy()
+        diag = torch.diagonal(g64, dim1=1, dim2=2).cpu().numpy()
+    else:
+        inner = np.zeros((m, m))
+        kernels.tile_pair_sums(grams, 1.0, inner)
+        rowsum = grams.sum(2, dtype=np.float64)
+        diag = np.diagonal(grams, axis1=1, axis2=2).astype(np.float64)
     return GramStats(
         n=n,
         inner=inner,
@@ -106,23 +155,35 @@ def gram_stats(blocks: Iterator[tuple[int, ArrayLike]], m: int, n: int) -> GramS
 
 
 def _choose_route(n: int, dims: Sequence[int], pairs: set[tuple[int, int]]) -> Route:
-    feature = n * (sum(d * d for d in dims) / 2 + sum(dims[a] * dims[b] for a, b in pairs))
+    """The cheaper exact route by multiply-adds: ZᵀZ feature products (upper halves for the
+    self terms) vs upper-triangle Gram tiles plus their float64 pair sums (counted twice: not
+    BLAS)."""
     m = len(dims)
-    gram = n * n * (sum(dims) + m * (m + 1) / 2)
+    feature = n * (sum(d * d for d in dims) / 2 + sum(dims[a] * dims[b] for a, b in pairs))
+    gram = n * n / 2 * (sum(dims) + m * (m + 1))
     return "feature" if feature <= gram else "gram"
 
 
-def _linear_stats(zs: list[ArrayLike], pairs: set[tuple[int, int]], route: Route) -> GramStats:
-    n = int(zs[0].shape[0])
+def _linear_stats(
+    xs: list[ArrayLike], pairs: set[tuple[int, int]], route: Route, names: Sequence[str]
+) -> GramStats:
+    """Centre every x (float64 column means; products on the centred data) → :class:`GramStats`."""
+    if route not in ("auto", "feature", "gram"):
+        raise ValueError(f"route must be 'auto', 'feature' or 'gram', got {route!r}")
     if route == "auto":
-        route = _choose_route(n, [int(z.shape[1]) for z in zs], pairs)
+        route = _choose_route(int(xs[0].shape[0]), [int(x.shape[1]) for x in xs], pairs)
+    s = shift(xs, [column_means(x) for x in xs], transposed=route == "feature")
+    spread = s.q.sum(0)
+    for name, total in zip(names, spread.tolist()):
+        if total == 0.0:
+            raise ValueError(
+                f"{name} is constant across samples (every row identical), so its similarity "
+                "to anything is undefined; check that the layer is not dead or the inputs not "
+                "identical"
+            )
     if route == "feature":
-        return feature_moments(zs, pairs).centred_stats()
-    if route == "gram":
-        itemsize = zs[0].element_size() if isinstance(zs[0], torch.Tensor) else zs[0].itemsize
-        rows = max(1, min(n, _BLOCK_BYTES // (len(zs) * n * itemsize)))
-        return gram_stats(_gram_blocks(zs, rows), len(zs), n)
-    raise ValueError(f"route must be 'auto', 'feature' or 'gram', got {route!r}")
+        return feature_moments(s, pairs).centred_stats()
+    return _gram_route_stats(s)
 
 
 def _common_dtype(xs: list[ArrayLike]) -> list[ArrayLike]:
@@ -151,22 +212,25 @@ def cka_matrix(
     Returns (m_a, m_b) float64, or (m_a, m_a) when ``reps_b`` is None. Self-terms are computed
     once per representation, not once per pair.
     """
-    _, xs_a = prepare_many(reps_a, "reps_a", min_rows=_min_rows(debiased), device=device, pool=pool)
+    labels_a, xs_a = prepare_many(
+        reps_a, "reps_a", min_rows=_min_rows(debiased), device=device, pool=pool
+    )
     m_a = len(xs_a)
     if reps_b is None:
-        xs = xs_a
+        xs, labels = xs_a, labels_a
         rows = cols = np.arange(m_a)
         pairs = {(a, b) for a in range(m_a) for b in range(a + 1, m_a)}
     else:
-        _, xs_b = prepare_many(
+        labels_b, xs_b = prepare_many(
             reps_b, "reps_b", min_rows=_min_rows(debiased), device=device, pool=pool
         )
         check_paired(xs_a[0], xs_b[0], ("reps_a", "reps_b"))
         xs = xs_a + xs_b
+        labels = labels_a + labels_b
         rows, cols = np.arange(m_a), m_a + np.arange(len(xs_b))
         pairs = {(int(a), int(b)) for a in rows for b in cols}
-    zs = [centre(x, f"representation {i}") for i, x in enumerate(_common_dtype(xs))]
-    h = hsic_matrix(_linear_stats(zs, pairs, route), debiased=debiased)
+    names = [f"representation {lab!r}" for lab in labels]
+    h = hsic_matrix(_linear_stats(_common_dtype(xs), pairs, route, names), debiased=debiased)
     return cka_from_hsic(h, rows, cols)
 
 
@@ -181,11 +245,13 @@ def linear_cka(
 ) -> float:
     """Linear CKA of x (n, d₁) and y (n, d₂); ``debiased`` = unbiased HSIC (n ≥ 4)."""
     return float(
-        cka_matrix([x], [y], debiased=debiased, route=route, device=device, pool=pool)[0, 0]
+        cka_matrix({"X": x}, {"Y": y}, debiased=debiased, route=route, device=device, pool=pool)[
+            0, 0
+        ]
     )
 
 
-def _rbf_gram(x: ArrayLike, threshold: float) -> ArrayLike:
+def _rbf_gram(x: ArrayLike, threshold: float, name: str) -> ArrayLike:
     """exp(−‖xᵢ−xⱼ‖² / (2 σ²)), σ² = threshold² · median(squared distances), float64."""
     if isinstance(x, torch.Tensor):
         x64 = x.to(torch.float64)
@@ -194,11 +260,18 @@ def _rbf_gram(x: ArrayLike, threshold: float) -> ArrayLike:
         flat = d2.reshape(-1)
         k = flat.numel()  # numpy's median: mean of the two middle values when k is even
         med = 0.5 * float(flat.kthvalue((k + 1) // 2).values + flat.kthvalue(k // 2 + 1).values)
-        return torch.exp(-d2 / (2.0 * threshold**2 * med))
-    a = np.asarray(x, dtype=np.float64)
-    norms = np.einsum("ij,ij->i", a, a)
-    dist2 = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (a @ a.T), 0.0)
-    return np.exp(-dist2 / (2.0 * threshold**2 * float(np.median(dist2))))
+    else:
+        a = np.asarray(x, dtype=np.float64)
+        norms = np.einsum("ij,ij->i", a, a)
+        d2 = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (a @ a.T), 0.0)
+        med = float(np.median(d2))
+    if med == 0.0:
+        raise ValueError(
+            f"{name}: the median squared distance between samples is 0 (constant across "
+            "samples, or most rows identical), so the RBF bandwidth is undefined"
+        )
+    scale = -1.0 / (2.0 * threshold**2 * med)
+    return torch.exp(d2 * scale) if isinstance(d2, torch.Tensor) else np.exp(d2 * scale)
 
 
 def rbf_cka(
@@ -220,11 +293,6 @@ def rbf_cka(
     x = prepare(x, "X", min_rows=_min_rows(debiased), device=device, pool=pool)
     y = prepare(y, "Y", min_rows=_min_rows(debiased), device=device, pool=pool)
     check_paired(x, y)
-    grams: list[Any] = []
-    for name, a in (("X", x), ("Y", y)):
-        centre(a, name)  # rejects constant data (median distance 0)
-        grams.append(_rbf_gram(a, threshold))
-    n = int(x.shape[0])
+    grams: list[Any] = [_rbf_gram(x, threshold, "X"), _rbf_gram(y, threshold, "Y")]
     block = torch.stack(grams) if isinstance(grams[0], torch.Tensor) else np.stack(grams)
-    stats = gram_stats(iter([(0, block)]), 2, n)
-    return float(cka_from_hsic(hsic_matrix(stats, debiased=debiased))[0, 1])
+    return float(cka_from_hsic(hsic_matrix(kernel_stats(block), debiased=debiased))[0, 1])

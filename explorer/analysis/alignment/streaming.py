@@ -19,8 +19,10 @@ import torch
 from explorer.analysis.alignment._hsic import (
     FeatureMoments,
     cka_from_hsic,
+    column_means,
     feature_moments,
     hsic_matrix,
+    shift,
 )
 from explorer.analysis.alignment._prep import prepare
 from explorer.analysis.pooling import Pool
@@ -81,9 +83,8 @@ class StreamingCKA:
                 f"with widths {self.widths_}, this one {labels} with {widths}"
             )
         if not self._shift:  # a fixed shift near the mean keeps float64 sums well conditioned
-            self._shift = [_mean(x) for x in xs]
-        zs = [x - s for x, s in zip(xs, self._shift)]
-        batch = feature_moments(zs)
+            self._shift = [column_means(x) for x in xs]
+        batch = feature_moments(shift(xs, self._shift, transposed=True))
         if batch.n >= 4:
             self._minibatch_hsic += hsic_matrix(batch.centred_stats(), debiased=True)
             self._minibatch_used += 1
@@ -139,12 +140,6 @@ class StreamingCKA:
         if len(self.labels_) != 2:
             raise ValueError("minibatch_cka() is for two representations; use minibatch_matrix()")
         return float(self.minibatch_matrix()[0, 1])
-
-
-def _mean(x: ArrayLike) -> ArrayLike:
-    if isinstance(x, torch.Tensor):
-        return x.to(torch.float64).mean(0).to(x.dtype)
-    return x.mean(0, dtype=np.float64).astype(x.dtype)
 
 
 def minibatch_cka(

@@ -189,15 +189,26 @@ class Bench:
         """
         if peer is None:
             (t_ours,) = interleaved([ours], [repeat], warmup=warmup)
-            row: dict[str, Any] = {"case": case, "ours_s": statistics.median(t_ours), "peer": ""}
-        else:
-            reps = peer_repeat if peer_repeat is not None else repeat
-            t_ours, t_peer = interleaved([ours, peer], [repeat, reps], warmup=warmup)
-            row = {"case": case, "ours_s": statistics.median(t_ours), "peer": peer_name}
-            row["peer_s"] = statistics.median(t_peer)
+            return self.record(case, t_ours)
+        reps = peer_repeat if peer_repeat is not None else repeat
+        t_ours, t_peer = interleaved([ours, peer], [repeat, reps], warmup=warmup)
+        return self.record(case, t_ours, t_peer, peer_name)
+
+    def record(
+        self,
+        case: str,
+        ours_runs: list[float],
+        peer_runs: list[float] | None = None,
+        peer_name: str = "peer",
+    ) -> dict[str, Any]:
+        """A timed row from run times measured elsewhere (e.g. :func:`interleaved` of 3 fns)."""
+        row: dict[str, Any] = {"case": case, "ours_s": statistics.median(ours_runs), "peer": ""}
+        if peer_runs is not None:
+            row["peer"] = peer_name
+            row["peer_s"] = statistics.median(peer_runs)
             row["speedup"] = row["peer_s"] / row["ours_s"] if row["ours_s"] > 0 else float("inf")
-            row["peer_runs"] = _runs(t_peer)
-        row["ours_runs"] = _runs(t_ours)
+            row["peer_runs"] = _runs(peer_runs)
+        row["ours_runs"] = _runs(ours_runs)
         self.rows.append(row)
         print(_format(row), flush=True)
         return row

@@ -1,4 +1,5 @@
-"""How well a representation's classes can be read out by a linear classifier (a "probe").
+"""How strongly a representation carries a labelled feature: the share of its variance the
+feature explains, and how well a linear classifier (a "probe") reads it out.
 
 A probe is fitted on training rows and scored on held-out rows, with scikit-learn's classifiers:
 
@@ -20,7 +21,7 @@ from sklearn.neighbors import NearestCentroid
 from explorer.device import as_numpy
 from explorer.validation import check_matrix, check_paired
 
-__all__ = ["probe_accuracy"]
+__all__ = ["explained_variance", "probe_accuracy"]
 
 
 def probe_accuracy(
@@ -46,3 +47,24 @@ def probe_accuracy(
     std = np.where(std > 0, std, 1.0)
     probe = LinearDiscriminantAnalysis().fit((xtr - mean) / std, ytr)
     return float(probe.score((xte - mean) / std, yte))
+
+
+def explained_variance(x: Any, labels: Any) -> float:
+    """Share of the variance of ``x`` (n, d) explained by ``labels`` (n,): between-class over total.
+
+    η² = Σ_c n_c ‖μ_c − μ‖² / Σ_i ‖x_i − μ‖² — the R² of regressing x on the one-hot labels. 1 when
+    the representation varies only with the label, 0 when the class means coincide.
+    """
+    h = as_numpy(check_matrix(x, "x", min_rows=2), dtype=np.float64)
+    y = as_numpy(labels).ravel()
+    check_paired(h, y, ("x", "labels"))
+    centred = h - h.mean(0)
+    total = float((centred**2).sum())
+    if total <= 0:
+        raise ValueError("x is constant: there is no variance to explain")
+    _, codes = np.unique(y, return_inverse=True)
+    counts = np.bincount(codes)
+    means = np.zeros((len(counts), h.shape[1]))
+    np.add.at(means, codes, centred)
+    means /= counts[:, None]
+    return float((counts[:, None] * means**2).sum() / total)

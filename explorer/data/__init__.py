@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from explorer.data.features import feature_pair
 from explorer.data.graphs import Graph, stochastic_block_model
 from explorer.data.images import PHOTOS, PROCEDURAL, digits, image, image_prior, image_task, shapes
 from explorer.data.sequences import (
@@ -45,6 +46,7 @@ __all__ = [
     "coordinate_grid",
     "copy",
     "digits",
+    "feature_pair",
     "field_task",
     "hierarchical",
     "image",
@@ -77,6 +79,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "image": image_task,
     "image_prior": image_prior,
     "digits": digits,
+    "feature_pair": feature_pair,
     "shapes": shapes,
     "modular_addition": modular_addition,
     "copy": copy,

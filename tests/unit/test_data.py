@@ -21,7 +21,7 @@ SMALL = {
     "spirals": {"n": 60}, "moons": {"n": 60}, "circles": {"n": 60}, "xor": {"n": 60},
     "blobs": {"n": 60}, "checkerboard": {"n": 60}, "signal_1d": {"n": 32, "frequencies": (1, 3)},
     "image": {"name": "checker", "size": 8}, "image_prior": {"name": "checker", "size": 8},
-    "digits": {}, "shapes": {"n": 24, "size": 8},
+    "digits": {}, "feature_pair": {"n": 40}, "shapes": {"n": 24, "size": 8},
     "modular_addition": {"p": 7}, "copy": {"n": 20}, "reverse": {"n": 20}, "sort": {"n": 20},
     "induction": {"n": 20}, "associative_recall": {"n": 20}, "majority": {"n": 20},
     "parentheses": {"n": 20}, "hierarchical": {"n": 20}, "char_text": {"n": 20, "seq_len": 16},

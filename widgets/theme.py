@@ -251,8 +251,11 @@ def print_figure(fig: go.Figure, size: ExportSize, *, height_px: int | None = No
         return out
     w0 = out.layout.width or 700
     h0 = out.layout.height or 450
-    rows = len({tuple(out.layout[k].domain or (0, 1)) for k in _axis_keys(out, "y")})
-    aspect = min(max(h0 / w0, 0.6, 0.45 * rows), size.max_aspect)  # a row of panels ≥ 0.45 w
+    # a row of charts at least 0.45 of the width tall (image tiles with hidden axes keep theirs)
+    charts = [k for k in _axis_keys(out, "y") if out.layout[k].visible is not False]
+    rows = len({tuple(out.layout[k].domain or (0, 1)) for k in charts})
+    least = max(0.6, 0.45 * rows) if rows else 0.0
+    aspect = min(max(h0 / w0, least), size.max_aspect)
     height = height_px or round(width * aspect)
     body, tick, title = (round(p * _PT, 2) for p in (size.font_pt, size.tick_pt, size.title_pt))
     spec = out.to_plotly_json()

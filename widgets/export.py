@@ -163,20 +163,26 @@ class _Browser:
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-def _render(spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
+def _the_browser() -> _Browser:
     global _browser
     with _start_lock:
         if _browser is None:
             _browser = _Browser()
-    return _browser.render(spec, opts)
+        return _browser
+
+
+def _render(spec: dict[str, Any], opts: dict[str, Any]) -> bytes:
+    return _the_browser().render(spec, opts)
 
 
 def warm_up() -> threading.Thread:
-    """Start the export browser in a background thread and render one tiny figure in it, so
-    the first real export is as fast as every later one (~0.2 s instead of ~3 s).
+    """Start the export browser (Chromium, its tab holding plotly.js) in a background thread,
+    so the first export costs one render (~0.2 s on a quiet machine) instead of a browser start.
 
     Idempotent and thread-safe; never blocks the caller (returns the warm-up thread, which
-    tests may ``join``). Errors (no Chromium) are left for the first export to report.
+    tests may ``join``). Errors (no Chromium) are left for the first export to report. (A test
+    render in the warm-up made the first export slower, not faster: its tab reload was still
+    running when the export came.)
     """
     global _warm_thread
     with _warm_lock:
@@ -189,12 +195,8 @@ def warm_up() -> threading.Thread:
 
 
 def _warm() -> None:
-    try:
-        _render(
-            go.Figure(go.Scatter(y=[0, 1])).to_dict(), {"format": "png", "width": 60, "height": 40}
-        )
-    except Exception:  # reported by the first export that needs the browser
-        return
+    with contextlib.suppress(Exception):  # reported by the first export that needs the browser
+        _the_browser()
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")

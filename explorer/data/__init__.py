@@ -22,6 +22,7 @@ from explorer.data.sequences import (
     majority,
     modular_addition,
     parentheses,
+    repeated_segment,
     reverse,
     sort,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "modular_addition",
     "moons",
     "parentheses",
+    "repeated_segment",
     "reverse",
     "shapes",
     "signal_1d",
@@ -86,6 +88,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "reverse": reverse,
     "sort": sort,
     "induction": induction,
+    "repeated_segment": repeated_segment,
     "associative_recall": associative_recall,
     "majority": majority,
     "parentheses": parentheses,

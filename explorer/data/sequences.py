@@ -24,6 +24,7 @@ __all__ = [
     "majority",
     "modular_addition",
     "parentheses",
+    "repeated_segment",
     "reverse",
     "sort",
 ]
@@ -143,6 +144,47 @@ def induction(
         "induction", seqs, length + 1, _symbols(n_symbols), test_fraction=test_fraction,
         gen=gen, length=length, seed=seed,
     )  # fmt: skip
+
+
+def repeated_segment(
+    n: int = 2000, *, seq_len: int = 13, min_length: int = 3, max_length: int = 6,
+    n_symbols: int = 10, test_fraction: float = 0.2, seed: int = 0,
+) -> Task:  # fmt: skip
+    """One segment of distinct tokens repeated right after itself, at a random start and of a
+    random length in [``min_length``, ``max_length``], in filler drawn from the other tokens;
+    scored on the repeat from its second token on.
+
+    Unlike :func:`induction` (a fixed period, which a head can solve by attending a fixed
+    distance back), the distance to the earlier occurrence varies, so only matching content —
+    a previous-token head feeding an induction head — predicts the repeat. ``x`` and ``y`` are
+    (n, seq_len); ``meta["chance"]`` = 1 / n_symbols is the accuracy of guessing.
+    """
+    check_positive_int(n, "n")
+    check_positive_int(min_length, "min_length", minimum=2)
+    check_positive_int(max_length, "max_length", minimum=min_length)
+    check_positive_int(n_symbols, "n_symbols", minimum=max_length + 1)
+    if seq_len + 1 < 2 * max_length:
+        raise ValueError(
+            f"seq_len={seq_len} is too short for two copies of a {max_length}-token segment; "
+            f"use seq_len >= {2 * max_length - 1}"
+        )
+    gen = rng(seed)
+    seqs = np.empty((n, seq_len + 1), dtype=np.int64)
+    lengths = gen.integers(min_length, max_length + 1, n)
+    starts = (gen.random(n) * (seq_len + 2 - 2 * lengths)).astype(np.int64)
+    y = np.full((n, seq_len), IGNORE_INDEX, dtype=np.int64)
+    for i, (p, k) in enumerate(zip(starts, lengths)):
+        order = gen.permutation(n_symbols)
+        segment, others = order[:k], order[k:]  # filler never repeats a segment token
+        seqs[i] = gen.choice(others, seq_len + 1)
+        seqs[i, p : p + k] = seqs[i, p + k : p + 2 * k] = segment
+        y[i, p + k : p + 2 * k - 1] = segment[1:]
+    info = sequence_meta(
+        _symbols(n_symbols), seq_len, min_length + 1, min_length=min_length,
+        max_length=max_length, seed=seed, chance=1.0 / n_symbols,
+    )  # fmt: skip
+    return Task("repeated_segment", "sequence", *split_rows(seqs[:, :-1], y, test_fraction, gen),
+                meta=info)  # fmt: skip
 
 
 def associative_recall(

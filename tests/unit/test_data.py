@@ -25,6 +25,7 @@ SMALL = {
     "modular_addition": {"p": 7}, "copy": {"n": 20}, "reverse": {"n": 20}, "sort": {"n": 20},
     "induction": {"n": 20}, "associative_recall": {"n": 20}, "majority": {"n": 20},
     "parentheses": {"n": 20}, "hierarchical": {"n": 20}, "char_text": {"n": 20, "seq_len": 16},
+    "repeated_segment": {"n": 20},
 }  # fmt: skip
 SEEDED = [k for k in TASKS if k not in ("digits", "image", "modular_addition")]
 

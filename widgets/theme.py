@@ -144,13 +144,36 @@ def apply_theme(fig: go.Figure) -> go.Figure:
     and return it."""
     fig.update_layout(template=TEMPLATE_NAME)
     _wrap_title(fig, 14)
-    _clear_subplot_titles(fig, 12)
+    _clear_subplot_titles(fig, 12, 14)
     return fig
 
 
-def _clear_subplot_titles(fig: go.Figure, size_px: float) -> None:
-    """Make room for subplot titles (annotations on top of the plot area): lift the figure
-    title above them, or grow the top margin when there is no title."""
+def _wrap_subplot_titles(fig: go.Figure, size_px: float) -> None:
+    """Wrap each subplot title (an annotation centred over a panel) to its panel's width."""
+    width = (fig.layout.width or 700) * 0.8
+    panels = []
+    for key in _axis_keys(fig, "x"):
+        x = fig.layout[key].domain or (0, 1)
+        y = fig.layout["y" + key[1:]].domain or (0, 1)
+        panels.append(((x[0] + x[1]) / 2, y[1], x[1] - x[0]))
+    for a in fig.layout.annotations:
+        if a.yref != "paper" or a.yanchor != "bottom" or not a.text or "<br>" in a.text:
+            continue
+        spans = [
+            w
+            for cx, top, w in panels
+            if abs(cx - (a.x or 0)) < 0.02 and abs(top - (a.y or 0)) < 0.02
+        ]
+        if spans:
+            per_line = max(6, int(spans[0] * width / (0.6 * size_px)))
+            a.text = _SOFT_BREAK.join(_lines(a.text.replace(_SOFT_BREAK, " "), per_line))
+
+
+def _clear_subplot_titles(fig: go.Figure, size_px: float, title_px: float) -> None:
+    """Make room for subplot titles (annotations on top of the plot area): the figure title
+    above them, and a top margin that holds both (annotations never push the margin, and a
+    title's automargin does not either when every axis is hidden)."""
+    _wrap_subplot_titles(fig, size_px)
     tops = [
         a for a in fig.layout.annotations
         if a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.9
@@ -159,10 +182,11 @@ def _clear_subplot_titles(fig: go.Figure, size_px: float) -> None:
         return
     lines = max(1 + (a.text or "").count("<br") for a in tops)
     room = 8 + 1.4 * size_px * lines
-    if fig.layout.title.text:
+    text = fig.layout.title.text
+    title = (1 + text.count("<br")) * 1.3 * (fig.layout.title.font.size or title_px) if text else 0
+    if text:
         fig.update_layout(title_pad_b=room)
-    else:
-        fig.update_layout(margin_t=max(fig.layout.margin.t or 10, room))
+    fig.update_layout(margin_t=max(fig.layout.margin.t or 10, room + title + 6))
 
 
 _SOFT_BREAK = "<br >"  # a line break plotly draws, told apart from the author's "<br>"
@@ -270,7 +294,7 @@ def print_figure(fig: go.Figure, size: ExportSize, *, height_px: int | None = No
         margin=dict(l=10, r=10, t=title * 2.2 if has_title else 10, b=10),
     )  # fmt: skip
     _wrap_title(out, title)
-    _clear_subplot_titles(out, body)
+    _clear_subplot_titles(out, body, title)
     _thin_ticks(out, tick)
     shapes = [np.shape(t.z)[-2:] if t.type == "heatmap" else () for t in fig.data]
     _drop_crowded_cell_text(out, tick, shapes)
@@ -286,7 +310,7 @@ def _drop_crowded_cell_text(fig: go.Figure, tick_px: float, shapes: list[tuple[i
         x_len = _axis_length(fig, "x" + (trace.xaxis or "x")[1:])
         y_len = _axis_length(fig, "y" + (trace.yaxis or "y")[1:])
         cell = min(x_len / max(shape[1], 1), y_len / max(shape[0], 1))  # square cells at most
-        if cell < 3.6 * tick_px:
+        if cell < 4.5 * tick_px:  # room for '0.62' and a margin, at the plot area's size
             trace.texttemplate = None
 
 

@@ -227,7 +227,7 @@ def dashboard_figure(
     blank."""
     fig = make_subplots(
         rows=2, cols=3, specs=[[{"colspan": 3}, None, None], [{}, {}, {}]],
-        row_heights=[0.42, 0.58], horizontal_spacing=0.09, vertical_spacing=0.2,
+        row_heights=[0.4, 0.6], horizontal_spacing=0.09, vertical_spacing=0.3,
         subplot_titles=("residual power over training", "model vs target", "per-layer spectra", esd_title),
     )  # fmt: skip
     if steps is not None and residual is not None and len(steps):
@@ -235,7 +235,7 @@ def dashboard_figure(
             go.Heatmap(x=list(steps), y=residual.freqs, z=log_floor(residual.power.T, log),
                        colorscale=SEQUENTIAL,
                        colorbar=dict(title=dict(text="log₁₀ power" if log else "power"),
-                                     y=1, yanchor="top", len=0.42)),
+                                     y=1, yanchor="top", len=0.35)),
             1, 1,
         )  # fmt: skip
     for trace in spectrum_traces(current or {}, dashed=("target",)):

@@ -116,6 +116,37 @@ def _attention() -> dict[str, Any]:
     return dict(att=att, stats=stats, rollout=attention_rollout(att))
 
 
+VOCAB = ["<script>", "a", "b&c", "d", "e", "f", "g", "h"]
+
+
+@cache
+def _interventions() -> dict[str, Any]:
+    """A tiny transformer probed by explorer.interventions: patching, attribution, logit lens,
+    and the next-token distribution on the clean and on the corrupted input."""
+    import torch
+
+    from explorer import interventions as iv
+    from explorer.models import Transformer, TransformerConfig
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=8, n_ctx=12, d_model=16, n_layers=2, n_heads=2)
+    model = Transformer(cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = (torch.randint(0, 8, (4, 10), generator=g) for _ in range(2))
+    clean[:, 0] = 0  # a "<script>" token in every row
+    patching = iv.patching_sweep(
+        model, clean, corrupted, "resid_pre", answer=clean[:, -1], wrong=corrupted[:, -1]
+    )
+    with torch.no_grad():
+        before = torch.softmax(model(clean[:1])[0, -1], -1).numpy()
+        after = torch.softmax(model(corrupted[:1])[0, -1], -1).numpy()
+    return dict(
+        patching=patching, tokens=[VOCAB[int(i)] for i in clean[0]], before=before, after=after,
+        attribution=iv.attribute(model, clean[:1], target=3, vocab=VOCAB),
+        lens=iv.logit_lens(model, clean[:1], target=2, vocab=VOCAB, top_k=3),
+    )  # fmt: skip
+
+
 @cache
 def _representations() -> dict[str, Any]:
     rng = np.random.default_rng(0)
@@ -130,7 +161,7 @@ def cases() -> dict[str, Case]:
     from explorer.analysis import alignment as al
     from explorer.analysis import geometry as geo
     from explorer.analysis import spectra as sp
-    from widgets.figures import alignment, attention, claims, geometry, spectra, training
+    from widgets.figures import alignment, attention, claims, geometry, probe, spectra, training
 
     def patterns() -> dict[str, np.ndarray]:
         att = _attention()["att"]
@@ -223,8 +254,32 @@ def cases() -> dict[str, Case]:
         )  # fmt: skip
         return claims.claim_figure(result)
 
-    moons, sig, att = _moons, _signal, _attention
+    moons, sig, att, iv = _moons, _signal, _attention, _interventions
     return {
+        "probe.patching_figure": lambda: probe.patching_figure(
+            iv()["patching"], tokens=iv()["tokens"], selected={"layer": 1, "position": 3}
+        ),
+        "probe.attribution_tokens_figure": lambda: probe.attribution_tokens_figure(
+            iv()["attribution"].tokens[0],
+            iv()["attribution"].values[0],
+            per_line=4,
+            label="integrated gradients",
+        ),
+        "probe.attribution_overlay_figure": lambda: probe.attribution_overlay_figure(
+            np.outer(np.hanning(16), np.hanning(16)),
+            np.outer(np.linspace(-1, 2, 16), np.ones(16)),
+            label="saliency",
+            title="pixel attribution",
+        ),
+        "probe.logit_lens_figure": lambda: probe.logit_lens_figure(iv()["lens"]),
+        "probe.output_change_figure": lambda: probe.output_change_figure(
+            iv()["before"],
+            iv()["after"],
+            VOCAB,
+            top=5,
+            names=("clean", "corrupted"),
+            title="next-token probabilities",
+        ),
         "claims.seed_band_figure": lambda: claims.seed_band_figure(
             *seed_ranks(),
             xlabel="width",

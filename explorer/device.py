@@ -7,6 +7,7 @@ to torch. Sums whose precision matters accumulate in float64.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "gemm_nt",
     "resolve_device",
     "run_on_workers",
+    "torch_backend_on_cpu",
 ]
 
 T = TypeVar("T")
@@ -67,8 +69,30 @@ def resolve_device(device: DeviceLike = "auto", *arrays: Any) -> torch.device:
 
 
 def backend_for(device: DeviceLike = "auto", *arrays: Any) -> Backend:
-    """``"torch"`` when work will run on CUDA, ``"numba"`` (CPU kernels) otherwise."""
-    return "torch" if resolve_device(device, *arrays).type == "cuda" else "numba"
+    """``"torch"`` when work will run on CUDA, ``"numba"`` (CPU kernels) otherwise.
+
+    Inside :func:`torch_backend_on_cpu`, CPU work takes the torch (CUDA) code paths too.
+    """
+    if resolve_device(device, *arrays).type == "cuda" or _torch_on_cpu.get():
+        return "torch"
+    return "numba"
+
+
+_torch_on_cpu: contextvars.ContextVar[bool] = contextvars.ContextVar("torch_on_cpu", default=False)
+
+
+@contextmanager
+def torch_backend_on_cpu() -> Iterator[None]:
+    """Run CPU work through the torch code paths written for CUDA (same code, device "cpu").
+
+    For tests on machines without a GPU: the CUDA paths stay covered and are checked against
+    the numba ones. Applies to calls made from this thread (context) inside the block.
+    """
+    token = _torch_on_cpu.set(True)
+    try:
+        yield
+    finally:
+        _torch_on_cpu.reset(token)
 
 
 def as_numpy(x: Any, dtype: Any = None) -> np.ndarray:

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from explorer.analysis.pooling import Pool, pool_features
-from explorer.device import ArrayLike, DeviceLike, as_numpy, as_torch, resolve_device
+from explorer.device import (
+    ArrayLike,
+    DeviceLike,
+    as_numpy,
+    as_torch,
+    backend_for,
+    resolve_device,
+)
 from explorer.validation import check_matrix, check_paired
 
 __all__ = ["layer_representations", "prepare", "prepare_many"]
@@ -50,7 +57,7 @@ def prepare(
     """
     x = pool_features(x, pool)
     x = check_matrix(x, name, min_rows=min_rows)
-    if resolve_device(device, x).type == "cuda":
+    if backend_for(device, x) == "torch":  # CUDA (or the torch path forced on the CPU)
         return _float(as_torch(x, resolve_device(device, x)))
     return _float(as_numpy(x))
 

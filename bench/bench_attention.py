@@ -1,6 +1,8 @@
-"""Attention bench: AttentionLab vs BertViz head_view on MiniLM (time to view ready, bytes sent
-to the page, peak Python memory), attention flow vs networkx max-flow (Abnar & Zuidema's
-implementation), head statistics numba vs numpy.
+"""Attention bench, ours and the peer interleaved in one process: AttentionLab vs BertViz
+head_view on MiniLM at 32, 128 and 512 tokens (time until the view is ready, each side warmed up
+and timed several times; bytes sent to the page; peak Python memory), attention flow vs
+networkx max-flow (Abnar & Zuidema's implementation), head statistics vs a vectorised numpy
+twin of 4 of its 7 metrics.
 
 Run from bench/: ``python bench_attention.py`` (needs the ``hf`` and ``bench`` extras).
 """
@@ -66,75 +68,94 @@ def networkx_flow(mix: np.ndarray, query: int) -> np.ndarray:
     return np.array([nx.maximum_flow_value(g, (0, s), (n_layers, query)) for s in range(t)])
 
 
+def bench_views(b: Bench, model) -> None:  # type: ignore[no-untyped-def]
+    for n in (32, 128, 512):
+        layers, tokens = minilm_attention(model, n)
+        case = "attention view ready (6 layers x 12 heads)"
+        html: list[str] = []
+        row = b.time(
+            case,
+            ours=lambda la=layers, to=tokens: AttentionLab(la, to),
+            peer=lambda la=layers, to=tokens, h=html: h.append(bertviz_html(la, to)),
+            peer_name="bertviz head_view (HTML)",
+            repeat=5,
+            peer_repeat=3,  # warmed up and timed three times at every length, 512 included
+        )
+        lab = AttentionLab(layers, tokens)
+        ours_bytes, peer_bytes = lab.bytes_sent, len(html[-1].encode())
+        html.clear()
+        b.note(f"{case}, {n} tokens", "bytes ours / bertviz", f"{ours_bytes} / {peer_bytes}")
+        mb = peak_python_memory(lambda la=layers, to=tokens: AttentionLab(la, to)) / 2**20
+        b.note(f"{case}, {n} tokens", "peak MB ours", round(mb, 1))
+        if n < 512:  # one traced BertViz call at 512 tokens takes minutes
+            mb = peak_python_memory(lambda la=layers, to=tokens: bertviz_html(la, to)) / 2**20
+            b.note(f"{case}, {n} tokens", "peak MB bertviz", round(mb, 1))
+        b.summary(
+            row,
+            size=f"MiniLM, {n} tokens",
+            agreement=f"same attention tensors; page bytes {ours_bytes / 2**20:.2f} MiB vs "
+            f"{peer_bytes / 2**20:.2f} MiB ({peer_bytes / ours_bytes:.0f}x)",
+        )
+
+
+def bench_flow(b: Bench, model) -> None:  # type: ignore[no-untyped-def]
+    layers, _ = minilm_attention(model, 128)
+    a12 = np.concatenate([np.stack([x[0].numpy() for x in layers])] * 2)  # 12 layers
+    b.time(
+        "flow 12 layers x 128 tokens, 1 query", lambda: A.attention_flow(a12, queries=[0]), repeat=3
+    )
+    b.time(
+        "flow 12 layers x 128 tokens, all 128 queries",
+        lambda: A.attention_flow(a12),
+        repeat=1,
+        warmup=0,
+    )
+    b.time("rollout 12 layers x 128 tokens", lambda: A.attention_rollout(a12), repeat=5)
+    small = a12[:6, :, :32, :32] / a12[:6, :, :32, :32].sum(-1, keepdims=True)
+    mix = A.mixing_matrices(small)
+    row = b.time(
+        "attention flow (max-flow), 1 query",
+        ours=lambda: A.attention_flow(small, queries=[0]),
+        peer=lambda: networkx_flow(mix, 0),
+        peer_name="networkx maximum_flow (Abnar & Zuidema)",
+        repeat=3,
+    )
+    diff = float(np.abs(A.attention_flow(small, queries=[0])[0] - networkx_flow(mix, 0)).max())
+    b.summary(row, size="6 layers x 32 tokens", agreement=f"max |Δ| {diff:.0e}")
+
+
+def bench_head_statistics(b: Bench, model) -> None:  # type: ignore[no-untyped-def]
+    layers, tokens = minilm_attention(model, 512)
+    p = np.stack([x[0].numpy() for x in layers])
+    row = b.time(
+        "head statistics (7 metrics)",
+        ours=lambda: A.head_statistics(p, tokens),
+        peer=lambda: numpy_head_stats(p),
+        peer_name="numpy twin (4 of the 7 metrics)",
+        repeat=5,
+    )
+    frame = A.head_statistics(p, tokens)
+    names = ["entropy", "distance", "max_weight", "diagonal"]
+    ours = np.stack(
+        [
+            frame[frame.metric == m].sort_values(["layer", "head"])["value"].to_numpy()
+            for m in names
+        ],
+        axis=-1,
+    )
+    diff = float(np.abs(ours - numpy_head_stats(p).reshape(-1, 4)).max())
+    b.summary(
+        row, size="6 x 12 heads, 512 tokens", agreement=f"4 shared metrics: max |Δ| {diff:.0e}"
+    )
+
+
 def main() -> None:
     torch.set_num_threads(2)
     b = Bench("attention")
     model = load_minilm()
-    for n in (32, 128, 512):
-        layers, tokens = minilm_attention(model, n)
-        case = f"MiniLM view ready, {n} tokens"
-        html: list[str] = []
-        b.time(
-            case,
-            ours=lambda la=layers, to=tokens: AttentionLab(la, to),
-            peer=lambda la=layers, to=tokens, h=html: h.append(bertviz_html(la, to)),
-            peer_name="bertviz",
-            repeat=5,
-            peer_repeat=1 if n == 512 else 3,
-            warmup=1 if n < 512 else 0,
-        )
-        lab = AttentionLab(layers, tokens)
-        ours_bytes, peer_bytes = lab.bytes_sent, len(html[-1].encode())
-        b.note(case, "bytes ours", ours_bytes)
-        b.note(case, "bytes bertviz", peer_bytes)
-        b.note(case, "bytes ratio", round(peer_bytes / ours_bytes, 1))
-        html.clear()
-        mb = peak_python_memory(lambda la=layers, to=tokens: AttentionLab(la, to)) / 2**20
-        b.note(case, "peak MB ours", round(mb, 1))
-        if n < 512:  # one traced BertViz call at 512 tokens takes minutes
-            mb = peak_python_memory(lambda la=layers, to=tokens: bertviz_html(la, to)) / 2**20
-            b.note(case, "peak MB bertviz", round(mb, 1))
-
-    # attention flow: 12 layers (MiniLM's 6 twice) × 128 tokens, one query and all queries
-    layers, tokens = minilm_attention(model, 128)
-    a12 = torch.cat([torch.stack(layers)[:, 0]] * 2).numpy()
-    b.time(
-        "flow 12 layers x 128 tokens, 1 query",
-        ours=lambda: A.attention_flow(a12, queries=[0]),
-        repeat=3,
-    )
-    b.time(
-        "flow 12 layers x 128 tokens, all 128 queries",
-        ours=lambda: A.attention_flow(a12),
-        repeat=1,
-        warmup=0,
-    )
-    b.time("rollout 12 layers x 128 tokens", ours=lambda: A.attention_rollout(a12), repeat=5)
-    small = a12[:6, :, :32, :32] / a12[:6, :, :32, :32].sum(-1, keepdims=True)
-    mix = A.mixing_matrices(small)
-    b.time(
-        "flow 6 layers x 32 tokens, 1 query",
-        ours=lambda: A.attention_flow(small, queries=[0]),
-        peer=lambda: networkx_flow(mix, 0),
-        peer_name="networkx",
-        repeat=3,
-        peer_repeat=1,
-    )
-    b.note(
-        "flow 6 layers x 32 tokens, 1 query",
-        "max abs diff vs networkx",
-        float(np.abs(A.attention_flow(small, queries=[0])[0] - networkx_flow(mix, 0)).max()),
-    )
-
-    layers, tokens = minilm_attention(model, 512)
-    p = torch.stack(layers)[:, 0].numpy()
-    b.time(
-        "head statistics 6x12 heads x 512 tokens",
-        ours=lambda: A.head_statistics(p, tokens),
-        peer=lambda: numpy_head_stats(p),
-        peer_name="numpy (4 of 7 metrics)",
-        repeat=3,
-    )
+    bench_views(b, model)
+    bench_flow(b, model)
+    bench_head_statistics(b, model)
     b.report()
 
 

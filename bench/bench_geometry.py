@@ -1,6 +1,13 @@
-"""Geometry benchmarks, ours and the peer in the same run: TwoNN and MLE vs scikit-dimension,
-exact kNN vs scikit-learn's NearestNeighbors (and this machine's float32 and bfloat16 GEMM
-rates), Ollivier–Ricci vs GraphRicciCurvature; estimates compared, peak memory reported.
+"""Geometry benchmarks, ours and each peer interleaved in one process:
+
+- exact kNN vs faiss ``IndexFlatL2`` (exact search in float32) and scikit-learn's brute-force
+  ``NearestNeighbors``, all three checked against float64 brute force on 300 rows; efficiency
+  against this machine's GEMM rate in the dtype knn multiplies in, counting only the work done
+  (blocks on and above the diagonal: n²·D flops, not 2·n²·D);
+- TwoNN and MLE intrinsic dimension vs scikit-dimension given faiss's neighbours (its fastest
+  use: both estimators take precomputed neighbours), the faiss search counted in its time;
+- Ollivier–Ricci curvature vs GraphRicciCurvature (exact OT).
+
 Run from bench/: ``python bench_geometry.py`` (``--quick`` for small sizes)."""
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import warnings
 import networkx as nx
 import numpy as np
 import torch
-from _harness import Bench, peak_python_memory
+from _harness import Bench, interleaved, peak_python_memory
 
 from explorer.analysis.geometry import graph_curvature, knn, knn_graph, mle_id, neighbors, twonn
 
@@ -24,14 +31,16 @@ def manifold(n: int, d: int, big_d: int, seed: int = 0) -> np.ndarray:
     return np.tanh(z @ rng.normal(size=(d, big_d)) / np.sqrt(d)).astype(np.float32)
 
 
-def blocked_gemm_seconds(x: np.ndarray, dtype: torch.dtype, block: int = 1024) -> float:
+def blocked_gemm_seconds(
+    x: np.ndarray, dtype: torch.dtype, block: int = 1024, repeat: int = 3
+) -> float:
     """Median time of the full x @ x.T in ``dtype`` computed in cache-sized blocks (this
     machine's GEMM rate for the shape; one unblocked 20k × 20k product is bound by memory
     writes)."""
     data = torch.from_numpy(x).to(dtype)
     out = torch.empty(block, block, dtype=dtype)
     times = []
-    for _ in range(3):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         for r in range(0, len(x), block):
             for c in range(0, len(x), block):
@@ -45,87 +54,109 @@ def mib(nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f} MiB"
 
 
-def main(quick: bool) -> None:
-    import skdim
-    from GraphRicciCurvature.OllivierRicci import OllivierRicci
+def faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours (self excluded) with faiss IndexFlatL2, the usual exact index:
+    float32 arithmetic, squared distances (square-rooted here), all cores."""
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    d2, ids = index.search(x, k + 1)
+    self_first = ids[:, 0] == np.arange(len(x))  # the point itself (no duplicates here)
+    d2 = np.where(self_first[:, None], d2[:, 1:], d2[:, :-1])
+    ids = np.where(self_first[:, None], ids[:, 1:], ids[:, :-1])
+    return np.sqrt(np.maximum(d2, 0.0)), ids
+
+
+def float64_knn(x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force float64 k nearest neighbours of x[rows] among x (self excluded)."""
+    x64 = x.astype(np.float64)
+    d2 = ((x64[rows, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    d2[np.arange(len(rows)), rows] = np.inf
+    ids = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    return np.sqrt(np.take_along_axis(d2, ids, 1)), ids
+
+
+def bench_knn(b: Bench, x: np.ndarray, k: int) -> None:
     from sklearn.neighbors import NearestNeighbors
 
-    warnings.filterwarnings("ignore")
-    b = Bench("geometry")
-    n, big_d = (4000, 128) if quick else (20_000, 128)
-    x = manifold(n, 10, big_d)
-
-    # ---- exact kNN vs sklearn brute force (its default for D = 128)
-    k = 10
+    n, dim = x.shape
     knn(x[:500], k)  # compile outside the timing
     sk = NearestNeighbors(n_neighbors=k, algorithm="brute")
-    row = b.time(
-        f"exact kNN n={n} D={big_d} k={k}",
-        ours=lambda: knn(x, k),
-        peer=lambda: sk.fit(x).kneighbors(return_distance=True),
-        peer_name="sklearn NearestNeighbors",
-        repeat=5,
-        warmup=1,
-        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
+    gram = neighbors._GRAM_DTYPE  # the dtype knn's GEMMs multiply in on this CPU
+    t_ours, t_faiss, t_sk, t_gemm = interleaved(
+        [
+            lambda: knn(x, k),
+            lambda: faiss_knn(x, k),
+            lambda: sk.fit(x).kneighbors(),
+            lambda: blocked_gemm_seconds(x, gram, repeat=1),
+        ],
+        [5, 3, 3, 5],
     )
-    ours, (sk_d, sk_i) = knn(x, k), sk.fit(x).kneighbors(return_distance=True)
-    b.note(row["case"], "index agreement with sklearn", float((ours.indices == sk_i).mean()))
-    b.note(row["case"], "max |distance diff|", float(np.abs(ours.distances - sk_d).max()))
-    flops = 2.0 * n * n * big_d
-    b.note(row["case"], "our Gram blocks", str(neighbors._GRAM_DTYPE))
-    for dtype in (torch.float32, torch.bfloat16):
-        gemm = blocked_gemm_seconds(x, dtype)
-        b.note(row["case"], f"{dtype} GEMM x@x.T in 1024² blocks (s)", round(gemm, 3))
-        b.note(row["case"], f"machine {dtype} GEMM GFLOP/s", round(flops / gemm / 1e9, 1))
-    for who, seconds in (("ours", row["ours_s"]), ("sklearn", row["peer_s"])):
-        b.note(
-            row["case"],
-            f"{who}: full x@x.T flops / time (GFLOP/s)",
-            round(flops / seconds / 1e9, 1),
+    ours, (f_d, f_i), (s_d, s_i) = knn(x, k), faiss_knn(x, k), sk.fit(x).kneighbors()
+    probe = np.random.default_rng(1).choice(n, 300, replace=False)
+    e_d, e_i = float64_knn(x, probe, k)
+    errs = {
+        who: float(np.abs(dist[probe] - e_d).max())
+        for who, dist in (("ours", ours.distances), ("faiss", f_d), ("sklearn", s_d))
+    }
+    exact_ids = {
+        who: float((ids[probe] == e_i).mean())
+        for who, ids in (("ours", ours.indices), ("faiss", f_i), ("sklearn", s_i))
+    }
+    rate = 2.0 * n * n * dim / float(np.median(t_gemm))  # full x xᵀ in 1024² blocks
+    work = float(n) * n * dim  # blocks on and above the diagonal only: half of 2·n²·D flops
+    size = f"n={n}, D={dim}, k={k}, float32"
+    for peer, runs, who in (
+        ("faiss IndexFlatL2 (exact, float32)", t_faiss, "faiss"),
+        ("sklearn NearestNeighbors (brute)", t_sk, "sklearn"),
+    ):
+        row = b.record("exact kNN", t_ours, runs, peer)
+        b.summary(
+            row,
+            size=size,
+            agreement=f"vs float64 (300 rows): same ids ours {exact_ids['ours']:.4f}, "
+            f"{who} {exact_ids[who]:.4f}; max |Δd| ours {errs['ours']:.0e}, {who} {errs[who]:.0e}",
+            limit=work / row["ours_s"] / rate,
+            limit_of=f"{str(gram).removeprefix('torch.')} GEMM ({rate / 1e9:.0f} GFLOP/s)",
         )
-    b.note(row["case"], "peak memory ours", mib(peak_python_memory(lambda: knn(x, k))))
-    b.note(
-        row["case"],
-        "peak memory sklearn",
-        mib(peak_python_memory(lambda: sk.fit(x).kneighbors())),
-    )
+    b.note("exact kNN", "peak memory ours", mib(peak_python_memory(lambda: knn(x, k))))
 
-    # ---- TwoNN and MLE vs scikit-dimension
-    twonn(x[:500])
-    row = b.time(
-        f"TwoNN n={n} D={big_d}",
-        ours=lambda: twonn(x),
-        peer=lambda: skdim.id.TwoNN().fit(x).dimension_,
-        peer_name="scikit-dimension",
-        repeat=5,
-        warmup=1,
-        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
-    )
-    a, p = twonn(x), skdim.id.TwoNN().fit(x).dimension_
-    b.note(row["case"], "estimates (ours, skdim)", (round(a, 4), round(float(p), 4)))
-    b.note(row["case"], "relative difference", abs(a - p) / abs(p))
-    b.note(row["case"], "peak memory ours", mib(peak_python_memory(lambda: twonn(x))))
-    b.note(
-        row["case"],
-        "peak memory skdim",
-        mib(peak_python_memory(lambda: skdim.id.TwoNN().fit(x))),
-    )
-    mle_id(x[:500], 20)
-    row = b.time(
-        f"MLE k=20 n={n} D={big_d}",
-        ours=lambda: mle_id(x, 20),
-        peer=lambda: skdim.id.MLE().fit(x, n_neighbors=20).dimension_,
-        peer_name="scikit-dimension",
-        repeat=5,
-        warmup=1,
-        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
-    )
-    a, p = mle_id(x, 20), skdim.id.MLE().fit(x, n_neighbors=20).dimension_
-    b.note(row["case"], "estimates (ours, skdim)", (round(a, 4), round(float(p), 4)))
-    b.note(row["case"], "relative difference", abs(a - p) / abs(p))
-    b.note(row["case"], "peak memory ours", mib(peak_python_memory(lambda: mle_id(x, 20))))
 
-    # ---- Ollivier–Ricci on a 2k-node kNN graph vs GraphRicciCurvature (exact OT, "OTD")
+def bench_dimension(b: Bench, x: np.ndarray) -> None:
+    """TwoNN and MLE vs scikit-dimension at its best: neighbours precomputed by faiss (its
+    estimators accept them), the faiss search included in the peer's time."""
+    import skdim
+
+    def skdim_twonn() -> float:
+        d, _ = faiss_knn(x, 2)
+        return float(skdim.id.TwoNN(dist=True).fit(d).dimension_)
+
+    def skdim_mle() -> float:
+        d, i = faiss_knn(x, 20)
+        return float(skdim.id.MLE().fit(x, precomputed_knn_arrays=(d, i)).dimension_)
+
+    size = f"n={len(x)}, D={x.shape[1]}, float32"
+    twonn(x[:500]), mle_id(x[:500], 20)
+    for case, ours, peer in (
+        ("TwoNN intrinsic dimension", lambda: twonn(x), skdim_twonn),
+        ("MLE intrinsic dimension, k=20", lambda: mle_id(x, 20), skdim_mle),
+    ):
+        row = b.time(
+            case, ours, peer, peer_name="scikit-dimension on faiss neighbours", repeat=5,
+            peer_repeat=3,
+        )  # fmt: skip
+        a, p = ours(), peer()
+        b.summary(
+            row,
+            size=size,
+            agreement=f"estimates {a:.4f} vs {p:.4f} (rel. {abs(a - p) / abs(p):.0e})",
+        )
+
+
+def bench_curvature(b: Bench, quick: bool) -> None:
+    from GraphRicciCurvature.OllivierRicci import OllivierRicci
+
     m = 500 if quick else 2000
     pts = manifold(m, 3, 8, seed=1).astype(np.float64)
     edges, w = knn_graph(knn(pts, 10))
@@ -139,23 +170,31 @@ def main(quick: bool) -> None:
         return orc
 
     row = b.time(
-        f"Ollivier-Ricci kNN graph {m} nodes, {len(edges)} edges",
+        "Ollivier-Ricci curvature (α=0.5, exact OT)",
         ours=lambda: graph_curvature(edges, w, m),
         peer=peer,
-        peer_name="GraphRicciCurvature",
+        peer_name="GraphRicciCurvature (OTD)",
         repeat=5,
-        warmup=1,
-        peer_repeat=3,  # a median of the peer too: single runs of it varied by 1.5×
+        peer_repeat=3,
     )
     ours_c = graph_curvature(edges, w, m).curvature
     ref = peer().G
     ref_c = np.array([ref[int(i)][int(j)]["ricciCurvature"] for i, j in edges])
-    b.note(row["case"], "max |κ diff|", float(np.abs(ours_c - ref_c).max()))
-    b.note(
-        row["case"],
-        "peak memory ours",
-        mib(peak_python_memory(lambda: graph_curvature(edges, w, m))),
+    b.summary(
+        row,
+        size=f"kNN graph, {m} nodes, {len(edges)} edges",
+        agreement=f"max |Δκ| {np.abs(ours_c - ref_c).max():.0e}",
     )
+
+
+def main(quick: bool) -> None:
+    warnings.filterwarnings("ignore")
+    b = Bench("geometry")
+    n, big_d = (4000, 128) if quick else (20_000, 128)
+    x = manifold(n, 10, big_d)
+    bench_knn(b, x, 10)
+    bench_dimension(b, x)
+    bench_curvature(b, quick)
     b.report()
 
 

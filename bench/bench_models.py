@@ -22,7 +22,7 @@ from explorer.models import (
     ViT,
     capture,
 )
-from explorer.train.checkpoint import load_checkpoint, save_checkpoint
+from explorer.train import load_checkpoint, save_checkpoint
 
 
 def _observed(model: torch.nn.Module) -> list:
@@ -82,23 +82,39 @@ def main() -> None:
             tok = AutoTokenizer.from_pretrained(str(minilm_path()))
             raw = lm.model  # the same weights, called directly
             enc = tok(text, return_tensors="pt")
-            b.time(
-                f"MiniLM patterns+hidden T={enc['input_ids'].shape[1]}",
-                lambda: capture(lm, text, ["blocks.*.attn.hook_pattern", "blocks.*.hook_resid_post"]),
+            names = ["blocks.*.attn.hook_pattern", "blocks.*.hook_resid_post"]
+            row = b.time(
+                "MiniLM capture: attention patterns + residual stream",
+                lambda: capture(lm, text, names),
                 lambda: raw(**tok(text, return_tensors="pt"), output_attentions=True,
                             output_hidden_states=True),
                 peer_name="transformers eager call", repeat=10,
             )  # fmt: skip
+            got = capture(lm, text, names)
+            ref = raw(**enc, output_attentions=True, output_hidden_states=True)
+            diff = max(
+                float((got[f"blocks.{i}.attn.hook_pattern"] - ref.attentions[i]).abs().max())
+                for i in range(len(ref.attentions))
+            )
+            b.summary(row, size=f"T={enc['input_ids'].shape[1]} tokens",
+                      agreement=f"patterns max |Δ| {diff:.0e}")  # fmt: skip
 
     big = Transformer(TransformerConfig(d_model=256, n_layers=4, vocab_size=512, n_ctx=128))
     n_params = sum(p.numel() for p in big.parameters())
     with tempfile.TemporaryDirectory() as d:
         ours, peer = Path(d) / "m.safetensors", Path(d) / "m.pt"
-        b.time(f"save {n_params / 1e6:.1f}M params", lambda: save_checkpoint(ours, big),
-               lambda: torch.save(big.state_dict(), peer), peer_name="torch.save", repeat=5)  # fmt: skip
-        b.time("load into model", lambda: load_checkpoint(ours, big),
-               lambda: big.load_state_dict(torch.load(peer, weights_only=True)),
-               peer_name="torch.load(weights_only)", repeat=5)  # fmt: skip
+        size = f"{n_params / 1e6:.1f}M parameters"
+        row = b.time("checkpoint save (safetensors, atomic)", lambda: save_checkpoint(ours, big),
+                     lambda: torch.save(big.state_dict(), peer), peer_name="torch.save", repeat=5)  # fmt: skip
+        mib = [f"{path.stat().st_size / 2**20:.1f}" for path in (ours, peer)]
+        b.summary(row, size=size, agreement=f"file MiB {mib[0]} vs {mib[1]}")
+        row = b.time("checkpoint load into the model", lambda: load_checkpoint(ours, big),
+                     lambda: big.load_state_dict(torch.load(peer, weights_only=True)),
+                     peer_name="torch.load(weights_only=True)", repeat=5)  # fmt: skip
+        fresh = Transformer(big.config)
+        load_checkpoint(ours, fresh)
+        diff = max(float((p - q).abs().max()) for p, q in zip(fresh.parameters(), big.parameters()))
+        b.summary(row, size=size, agreement=f"loaded parameters max |Δ| {diff:.0e}")
     b.report()
 
 

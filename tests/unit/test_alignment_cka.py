@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer.analysis.alignment import StreamingCKA, cka_matrix, linear_cka, minibatch_cka, rbf_cka
-from explorer.analysis.alignment._hsic import cka_from_hsic, hsic_matrix
+from explorer.analysis.alignment._hsic import cka_from_hsic, hsic_matrix, upper_tiles
 from explorer.analysis.alignment.cka import _linear_stats
 from explorer.errors import ExplorerWarning
 from explorer.kernels import alignment as kernels
@@ -322,3 +322,16 @@ def test_property_cka_bounded_and_symmetric(n, d1, d2, seed, scale):
     h = linear_cka(x, y, debiased=True) if np.isfinite(oracle_cka(x, y, True)) else None
     if h is not None:
         assert h == pytest.approx(oracle_cka(x, y, True), abs=1e-8)
+
+
+def test_upper_tiles_cover_the_upper_triangle_once():
+    for n in (1, 5, 9, 64, 130):
+        for t in (1, 3, 4, 8, 64):
+            cover = np.zeros((n, n), dtype=int)
+            for i0, j0, rows, cols in upper_tiles(n, t):
+                assert rows > 0 and cols > 0
+                cover[i0 : i0 + rows, j0 : j0 + cols] += 1
+            upper = np.triu(np.ones((n, n), dtype=bool))
+            assert (cover[upper] == 1).all() and cover.max() == 1
+            if n >= 2 * t >= 8:  # most of the lower triangle is never computed
+                assert cover[~upper].sum() < 0.25 * (~upper).sum()

@@ -43,9 +43,10 @@ __all__ = [
     "hsic_matrix",
     "row_reduce",
     "shift",
+    "upper_tiles",
 ]
 
-_FEATURE_TILE = 256  # CPU: ZᵀZ in tiles of ≤ 256 × 256 features, one GEMM per tile
+_FEATURE_TILE = 512  # CPU: ZᵀZ in tiles of ≤ 512 × 512 features (256 on the diagonal)
 _CHUNK_ELEMENTS = 1 << 18  # CPU: row ranges of at least this many elements per worker job
 PARALLEL_WORK = 1 << 24  # CPU: multiply-adds below which GEMM tiles run on the calling thread
 # CPU feature products sum samples in chunks of 1024 (float32 inside a GEMM, float64 across
@@ -255,15 +256,34 @@ def _products(m: int, pairs: set[tuple[int, int]] | None) -> list[tuple[int, int
     ]
 
 
+def upper_tiles(n: int, t: int) -> Iterator[tuple[int, int, int, int]]:
+    """(i0, j0, rows, cols) tiles covering the upper triangle (diagonal included) of an n × n
+    symmetric matrix: t × t blocks above the diagonal, each diagonal block as three half-size
+    tiles (its strict lower quarter is never computed). Tiles are clipped at n."""
+    h = (t + 1) // 2
+    for i0 in range(0, n, t):
+        for j0 in range(i0 + t, n, t):
+            yield i0, j0, min(t, n - i0), min(t, n - j0)
+        size = min(t, n - i0)  # this diagonal block, split at h into [a b; · c]
+        yield i0, i0, min(h, size), min(h, size)
+        if size > h:
+            yield i0, i0 + h, h, size - h
+            yield i0 + h, i0 + h, size - h, size - h
+
+
 def _feature_tiles(
     widths: Sequence[int], products: list[tuple[int, int]]
-) -> Iterator[tuple[int, int, int, int]]:
-    """(a, b, i0, j0) for every feature tile of Z_aᵀZ_b, upper tiles only when a = b."""
+) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(a, b, i0, j0, rows, cols) tiles of every Z_aᵀZ_b: ``_FEATURE_TILE``² blocks, only the
+    upper triangle's (:func:`upper_tiles`) when a = b."""
     t = _FEATURE_TILE
     for a, b in products:
+        if a == b:
+            yield from ((a, a, *tile) for tile in upper_tiles(widths[a], t))
+            continue
         for i0 in range(0, widths[a], t):
-            for j0 in range(i0 if a == b else 0, widths[b], t):
-                yield a, b, i0, j0
+            for j0 in range(0, widths[b], t):
+                yield a, b, i0, j0, min(t, widths[a] - i0), min(t, widths[b] - j0)
 
 
 def _gram_products(
@@ -279,16 +299,16 @@ def _gram_products(
         return out
     widths = [int(z.shape[1]) for z in zts]
     grams = {(a, b): np.zeros((widths[a], widths[b])) for a, b in products}
-    t = _FEATURE_TILE
 
-    def tile(worker: int, job: tuple[int, int, int, int]) -> None:
-        a, b, i0, j0 = job
+    def tile(worker: int, job: tuple[int, int, int, int, int, int]) -> None:
+        a, b, i0, j0, rows, cols = job
         for left, right in zip(zts[a], zts[b]):  # sample chunks: float64 sums across them
-            product = gemm_nt(left[i0 : i0 + t], right[j0 : j0 + t])  # one GEMM, one thread
+            product = gemm_nt(left[i0 : i0 + rows], right[j0 : j0 + cols])  # one GEMM, 1 thread
             kernels.add_tile(grams[a, b], product, i0, j0, a == b)
 
     work = s.n * sum(widths[a] * widths[b] for a, b in products)
-    run_on_workers(tile, _feature_tiles(widths, products), parallel=work > PARALLEL_WORK)
+    jobs = sorted(_feature_tiles(widths, products), key=lambda j: -j[4] * j[5])  # big first:
+    run_on_workers(tile, jobs, parallel=work > PARALLEL_WORK)  # the last jobs finish together
     return grams
 
 

@@ -22,7 +22,7 @@ Variants, named:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -38,6 +38,7 @@ from explorer.analysis.alignment._hsic import (
     hsic_matrix,
     row_reduce,
     shift,
+    upper_tiles,
 )
 from explorer.analysis.alignment._prep import prepare, prepare_many
 from explorer.analysis.pooling import Pool
@@ -55,13 +56,6 @@ def _min_rows(debiased: bool) -> int:
     return 4 if debiased else 2
 
 
-def _upper_blocks(n: int, rows: int) -> Iterator[tuple[int, int]]:
-    """(i0, j0) starts of the row blocks on and above the diagonal of an n × n matrix."""
-    for i0 in range(0, n, rows):
-        for j0 in range(i0, n, rows):
-            yield i0, j0
-
-
 def _block_rows(n: int, m: int, itemsize: int) -> int:
     """Rows per Gram tile: m tiles of rows² fit in :data:`_TILE_BYTES` (multiple of 64)."""
     rows = int((_TILE_BYTES / (m * itemsize)) ** 0.5) // 64 * 64
@@ -71,34 +65,34 @@ def _block_rows(n: int, m: int, itemsize: int) -> int:
 def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
     """(m, m) ⟨K_a, K_b⟩_F of the linear Grams K_a = Z_a Z_aᵀ, float64.
 
-    Only tiles on and above the diagonal are multiplied (K is symmetric: an off-diagonal tile
-    counts twice), one row block of every K_a at a time, in the input precision; the tile sums
-    are float64. CPU: tiles on worker threads (:func:`~explorer.device.run_on_workers`).
+    Only tiles of the upper triangle are multiplied (:func:`upper_tiles`; K is symmetric: an
+    off-diagonal tile counts twice), one tile of every K_a at a time, in the input precision;
+    the tile sums are float64. CPU: tiles on worker threads (:func:`~explorer.device.run_on_workers`).
     """
     m, n = len(zs), int(zs[0].shape[0])
-    if isinstance(zs[0], torch.Tensor):
-        rows = _block_rows(n, m, zs[0].element_size())
+    torch_path = isinstance(zs[0], torch.Tensor)
+    rows = _block_rows(n, m, zs[0].element_size() if torch_path else zs[0].itemsize)
+    if torch_path:
         inner_t = torch.zeros((m, m), dtype=torch.float64, device=zs[0].device)
-        for i0, j0 in _upper_blocks(n, rows):
-            tiles = torch.stack([z[i0 : i0 + rows] @ z[j0 : j0 + rows].T for z in zs])
+        for i0, j0, ti, tj in upper_tiles(n, rows):
+            tiles = torch.stack([z[i0 : i0 + ti] @ z[j0 : j0 + tj].T for z in zs])
             flat = tiles.reshape(m, -1).to(torch.float64)
             inner_t += (1.0 if i0 == j0 else 2.0) * (flat @ flat.T)
         return inner_t.cpu().numpy()
-    rows = _block_rows(n, m, zs[0].itemsize)
     buffers: dict[int, np.ndarray] = {}
     partial: dict[int, np.ndarray] = {}
 
-    def tile(worker: int, job: tuple[int, int]) -> None:
-        i0, j0 = job
+    def tile(worker: int, job: tuple[int, int, int, int]) -> None:
+        i0, j0, ti, tj = job
         buf = buffers.setdefault(worker, np.empty((m, rows, rows), dtype=zs[0].dtype))
-        ti, tj = min(rows, n - i0), min(rows, n - j0)
         for a, z in enumerate(zs):
             buf[a, :ti, :tj] = gemm_nt(z[i0 : i0 + ti], z[j0 : j0 + tj])  # one GEMM, one thread
         acc = partial.setdefault(worker, np.zeros((m, m)))
         kernels.tile_pair_sums(buf[:, :ti, :tj], 1.0 if i0 == j0 else 2.0, acc)
 
     work = n * n * sum(int(z.shape[1]) for z in zs) // 2
-    run_on_workers(tile, _upper_blocks(n, rows), parallel=work > PARALLEL_WORK)
+    jobs = sorted(upper_tiles(n, rows), key=lambda j: -j[2] * j[3])  # big first
+    run_on_workers(tile, jobs, parallel=work > PARALLEL_WORK)
     return np.sum(list(partial.values()), axis=0)
 
 

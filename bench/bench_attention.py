@@ -104,12 +104,6 @@ def bench_flow(b: Bench, model) -> None:  # type: ignore[no-untyped-def]
     b.time(
         "flow 12 layers x 128 tokens, 1 query", lambda: A.attention_flow(a12, queries=[0]), repeat=3
     )
-    b.time(
-        "flow 12 layers x 128 tokens, all 128 queries",
-        lambda: A.attention_flow(a12),
-        repeat=1,
-        warmup=0,
-    )
     b.time("rollout 12 layers x 128 tokens", lambda: A.attention_rollout(a12), repeat=5)
     small = a12[:6, :, :32, :32] / a12[:6, :, :32, :32].sum(-1, keepdims=True)
     mix = A.mixing_matrices(small)

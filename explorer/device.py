@@ -139,33 +139,39 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 @functools.cache
-def _onednn_linear() -> Callable[..., torch.Tensor] | None:
-    """torch's oneDNN float32 ``X @ Wᵀ`` (the kernel behind its fused CPU linear layers), if this
-    build has it and it agrees with numpy on a small product; else None."""
+def _onednn_linear() -> Any:
+    """torch's oneDNN float32 ``X @ Wᵀ`` (the op behind its fused CPU linear layers, with a
+    ``binary`` overload that adds a tensor to the output), if this build has it and it agrees
+    with numpy on a small product; else None."""
     op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
     if op is None or not torch.backends.mkldnn.is_available():
         return None
     try:
         a = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 7.0
         b = torch.arange(8, dtype=torch.float32).reshape(2, 4) / 3.0
-        got = op(a, b, None, "none", [], "")
-    except (RuntimeError, TypeError):
+        one = torch.ones(3, 2)
+        ok = torch.allclose(op(a, b, None, "none", [], ""), a @ b.T, rtol=1e-6, atol=1e-6)
+        ok &= torch.allclose(op.binary(a, one, b, None, "add"), a @ b.T + 1, rtol=1e-6, atol=1e-6)
+    except (RuntimeError, TypeError, AttributeError):
         return None
-    ok = torch.allclose(got, a @ b.T, rtol=1e-6, atol=1e-6)
     return op if ok else None
 
 
-def gemm_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ bᵀ on the CPU for C-contiguous a (m, k) and b (n, k) → (m, n), in their dtype.
+def gemm_nt(a: np.ndarray, b: np.ndarray, add: np.ndarray | None = None) -> np.ndarray:
+    """a @ bᵀ (+ ``add``) on the CPU for C-contiguous a (m, k), b (n, k) → (m, n), their dtype.
 
     float32 goes to oneDNN's GEMM through torch where available: it runs AVX-512 kernels
     wherever the CPU has them, while numpy's OpenBLAS can fall back to its AVX2 kernels (it
-    does on AMD Zen 5, at about half the rate). float64 and anything else: numpy's BLAS.
+    does on AMD Zen 5, at about half the rate); ``add`` is then fused into the GEMM's output.
+    float64 and anything else: numpy's BLAS.
     """
     op = _onednn_linear() if a.dtype == np.float32 == b.dtype else None
     if op is None:
-        return a @ b.T
-    return op(torch.from_numpy(a), torch.from_numpy(b), None, "none", [], "").numpy()
+        return a @ b.T if add is None else add + a @ b.T
+    x, w = torch.from_numpy(a), torch.from_numpy(b)
+    if add is None:
+        return op(x, w, None, "none", [], "").numpy()
+    return op.binary(x, torch.from_numpy(add), w, None, "add").numpy()
 
 
 def run_on_workers(

@@ -60,6 +60,9 @@ def test_gemm_nt_matches_float64_and_keeps_dtype() -> None:
         assert got.dtype == dtype and got.shape == (70, 50)
         exact = a.astype(np.float64) @ b.astype(np.float64).T
         np.testing.assert_allclose(got, exact, rtol=tol, atol=tol * np.abs(exact).max())
+        plus = gemm_nt(a, b, add=got)  # the output added to a second product
+        assert plus.dtype == dtype
+        np.testing.assert_allclose(plus, 2 * exact, rtol=tol, atol=tol * np.abs(exact).max())
 
 
 def test_run_on_workers_runs_every_job_once_and_restores_threads() -> None:

@@ -49,8 +49,8 @@ __all__ = [
 _FEATURE_TILE = 512  # CPU: ZᵀZ in tiles of ≤ 512 × 512 features (256 on the diagonal)
 _CHUNK_ELEMENTS = 1 << 18  # CPU: row ranges of at least this many elements per worker job
 PARALLEL_WORK = 1 << 24  # CPU: multiply-adds below which GEMM tiles run on the calling thread
-# CPU feature products sum samples in chunks of 1024 (float32 inside a GEMM, float64 across
-# chunks): oneDNN's float32 sums over 8000 samples at once came out ~7× less accurate in CKA.
+# CPU feature products sum samples in chunks of 1024, one GEMM each adding into the last one's
+# output: oneDNN's float32 sums over 8000 samples in one GEMM came out ~7× less accurate in CKA.
 _SAMPLE_CHUNK = 1024
 
 
@@ -302,9 +302,10 @@ def _gram_products(
 
     def tile(worker: int, job: tuple[int, int, int, int, int, int]) -> None:
         a, b, i0, j0, rows, cols = job
-        for left, right in zip(zts[a], zts[b]):  # sample chunks: float64 sums across them
-            product = gemm_nt(left[i0 : i0 + rows], right[j0 : j0 + cols])  # one GEMM, 1 thread
-            kernels.add_tile(grams[a, b], product, i0, j0, a == b)
+        product = None
+        for left, right in zip(zts[a], zts[b]):  # one GEMM per sample chunk (one thread),
+            product = gemm_nt(left[i0 : i0 + rows], right[j0 : j0 + cols], product)  # summed
+        kernels.add_tile(grams[a, b], product, i0, j0, a == b)
 
     work = s.n * sum(widths[a] * widths[b] for a, b in products)
     jobs = sorted(_feature_tiles(widths, products), key=lambda j: -j[4] * j[5])  # big first:

@@ -22,6 +22,7 @@ from explorer.analysis.spectra.fourier import (
     spectrum_distance,
 )
 from explorer.analysis.spectra.fresh import FourierSweep, fourier_feature_sweep, psnr
+from explorer.analysis.spectra.grid_response import grid_mixing_response, permute_rows
 from explorer.analysis.spectra.modular import (
     fourier_concentration,
     key_frequencies,
@@ -52,6 +53,7 @@ __all__ = [
     "fourier_concentration",
     "fourier_feature_sweep",
     "grid_maps",
+    "grid_mixing_response",
     "high_frequency_share",
     "kernel_frequency_response",
     "key_frequencies",
@@ -61,6 +63,7 @@ __all__ = [
     "logit_fourier_power",
     "mean_power_2d",
     "mixing_frequency_response",
+    "permute_rows",
     "power_spectrum",
     "psnr",
     "radial_power_spectrum",

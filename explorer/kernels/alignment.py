@@ -48,6 +48,18 @@ def column_sums(x: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
 
 
 @_leaf_reduction
+def _shift_row(src: np.ndarray, shift: np.ndarray, dst: np.ndarray, sums: np.ndarray) -> float:
+    """dst ← src − shift (rounded to dst's dtype); sums += dst; returns Σ dst² (float64)."""
+    s = 0.0
+    for j in range(src.shape[0]):
+        dst[j] = np.float64(src[j]) - shift[j]
+        v = np.float64(dst[j])
+        s += v * v
+        sums[j] += v
+    return s
+
+
+@_leaf_reduction
 def shift_rows(
     x: np.ndarray,
     shift: np.ndarray,
@@ -68,15 +80,7 @@ def shift_rows(
     d = x.shape[1]
     if not transposed:
         for i in range(r0, r1):
-            src = x[i]
-            dst = out[0, i]
-            s = 0.0
-            for j in range(d):
-                dst[j] = np.float64(src[j]) - shift[j]
-                v = np.float64(dst[j])
-                s += v * v
-                sums[j] += v
-            q[i] = s
+            q[i] = _shift_row(x[i], shift, out[0, i], sums)
         return
     k = out.shape[2]
     rows = np.empty((8, d), dtype=out.dtype)  # 8 rows of z, row-major: then written transposed
@@ -85,15 +89,7 @@ def shift_rows(
         c = i0 // k
         i1 = min(r1, i0 + 8, (c + 1) * k)
         for i in range(i0, i1):
-            src = x[i]
-            dst = rows[i - i0]
-            s = 0.0
-            for j in range(d):
-                dst[j] = np.float64(src[j]) - shift[j]
-                v = np.float64(dst[j])
-                s += v * v
-                sums[j] += v
-            q[i] = s
+            q[i] = _shift_row(x[i], shift, rows[i - i0], sums)
         b = i0 - c * k
         if i1 - i0 == 8:  # unrolled: eight contiguous stores per feature row
             z0, z1, z2, z3 = rows[0], rows[1], rows[2], rows[3]

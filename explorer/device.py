@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -191,7 +192,7 @@ def run_on_workers(
     torch_threads = torch.get_num_threads()  # numba's first thread query can reset OpenMP's
     workers = max(1, min(numba.get_num_threads(), len(todo))) if parallel else 1
     torch.set_num_threads(torch_threads)
-    if workers == 1:
+    if workers == 1 or getattr(_worker_state, "inside", False):  # (no pool inside a pool job)
         for job in todo:
             work(0, job)
         return
@@ -200,15 +201,34 @@ def run_on_workers(
 
     def loop(worker: int) -> None:
         torch.set_num_threads(1)  # this thread's own setting (OpenMP) as well as torch's
-        while True:
-            with lock:
-                job = next(queue, _DONE)
-            if job is _DONE:
-                return
-            work(worker, job)  # type: ignore[arg-type]
+        _worker_state.inside = True
+        try:
+            while True:
+                with lock:
+                    job = next(queue, _DONE)
+                if job is _DONE:
+                    return
+                work(worker, job)  # type: ignore[arg-type]
+        finally:
+            _worker_state.inside = False
 
-    with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
-        list(pool.map(loop, range(workers)))
+    with _single_threaded_blas():
+        list(_executor(workers).map(loop, range(workers)))
+
+
+_worker_state = threading.local()
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, executor)
+_pool_lock = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per process (threads cost ~0.1 ms each to start; a forked child
+    gets its own pool)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
+            _pool = (os.getpid(), workers, ThreadPoolExecutor(workers, "explorer-worker"))
+        return _pool[2]
 
 
 _DONE = object()

@@ -83,17 +83,19 @@ def shift_rows(
             q[i] = _shift_row(x[i], shift, out[0, i], sums)
         return
     k = out.shape[2]
-    rows = np.empty((8, d), dtype=out.dtype)  # 8 rows of z, row-major: then written transposed
-    i0 = r0
+    rows = np.empty((16, d), dtype=out.dtype)  # 16 rows of z, row-major, then transposed:
+    i0 = r0  # each feature row gets 16 contiguous samples (a 64-byte line for float32)
     while i0 < r1:
         c = i0 // k
-        i1 = min(r1, i0 + 8, (c + 1) * k)
+        i1 = min(r1, i0 + 16, (c + 1) * k)
         for i in range(i0, i1):
             q[i] = _shift_row(x[i], shift, rows[i - i0], sums)
         b = i0 - c * k
-        if i1 - i0 == 8:  # unrolled: eight contiguous stores per feature row
+        if i1 - i0 == 16:  # unrolled: sixteen contiguous stores per feature row
             z0, z1, z2, z3 = rows[0], rows[1], rows[2], rows[3]
             z4, z5, z6, z7 = rows[4], rows[5], rows[6], rows[7]
+            z8, z9, za, zb = rows[8], rows[9], rows[10], rows[11]
+            zc, zd, ze, zf = rows[12], rows[13], rows[14], rows[15]
             for j in range(d):
                 dst = out[c, j]
                 dst[b] = z0[j]
@@ -104,6 +106,14 @@ def shift_rows(
                 dst[b + 5] = z5[j]
                 dst[b + 6] = z6[j]
                 dst[b + 7] = z7[j]
+                dst[b + 8] = z8[j]
+                dst[b + 9] = z9[j]
+                dst[b + 10] = za[j]
+                dst[b + 11] = zb[j]
+                dst[b + 12] = zc[j]
+                dst[b + 13] = zd[j]
+                dst[b + 14] = ze[j]
+                dst[b + 15] = zf[j]
         else:
             for j in range(d):
                 for i in range(i1 - i0):
@@ -141,49 +151,60 @@ def add_tile(g: np.ndarray, tile: np.ndarray, r0: int, c0: int, upper: bool) -> 
 
 
 @_leaf_reduction
-def tile_pair_sums(tiles: np.ndarray, weight: float, inner: np.ndarray) -> None:
-    """inner[a, b] += weight · Σ_ij tiles[a, i, j] tiles[b, i, j] for every a, b (float64).
+def tile_pair_sums(tiles: np.ndarray, r0: int, c0: int, inner: np.ndarray) -> None:
+    """inner[a, b] += Σ over the tile of w_ij K_a[i, j] K_b[i, j], for every a, b (float64).
 
-    tiles: (m, t, u) one tile of each of m kernel matrices, same position (any float dtype);
-    inner: (m, m) float64, kept symmetric.
+    tiles: (m, t, u) entries [r0, r0+t) × [c0, c0+u) of each of m symmetric kernel matrices
+    (any float dtype); the weights count the upper triangle for the whole matrix: w = 2 above
+    the diagonal, 1 on it, 0 below (entries below are never read). Summed over tiles covering
+    the upper triangle this gives ⟨K_a, K_b⟩_F. inner: (m, m) float64, kept symmetric.
     """
     m, t, u = tiles.shape
     rows = np.empty((m, u), dtype=np.float64)  # row i of every tile, widened once
-    acc = np.zeros((m, m), dtype=np.float64)
+    upper = np.zeros((m, m), dtype=np.float64)  # Σ over entries on and above the diagonal
+    diag = np.zeros((m, m), dtype=np.float64)  # Σ over diagonal entries
     for i in range(t):
+        start = max(0, r0 + i - c0)  # first column on or above the diagonal
+        if start >= u:
+            continue
         for a in range(m):
             src = tiles[a, i]
             dst = rows[a]
-            for j in range(u):
+            for j in range(start, u):
                 dst[j] = np.float64(src[j])
+        on_diagonal = r0 + i >= c0  # then column `start` is the diagonal entry
         for a in range(m):
             ra = rows[a]
             b = 0
             while b + 4 <= a + 1:  # four pairs per pass: one load of row a feeds four FMAs
-                r0, r1, r2, r3 = rows[b], rows[b + 1], rows[b + 2], rows[b + 3]
+                q0, q1, q2, q3 = rows[b], rows[b + 1], rows[b + 2], rows[b + 3]
                 s0 = s1 = s2 = s3 = 0.0
-                for j in range(u):
+                for j in range(start, u):
                     v = ra[j]
-                    s0 += v * r0[j]
-                    s1 += v * r1[j]
-                    s2 += v * r2[j]
-                    s3 += v * r3[j]
-                acc[a, b] += s0
-                acc[a, b + 1] += s1
-                acc[a, b + 2] += s2
-                acc[a, b + 3] += s3
+                    s0 += v * q0[j]
+                    s1 += v * q1[j]
+                    s2 += v * q2[j]
+                    s3 += v * q3[j]
+                upper[a, b] += s0
+                upper[a, b + 1] += s1
+                upper[a, b + 2] += s2
+                upper[a, b + 3] += s3
                 b += 4
             for c in range(b, a + 1):
                 rc = rows[c]
                 s = 0.0
-                for j in range(u):
+                for j in range(start, u):
                     s += ra[j] * rc[j]
-                acc[a, c] += s
+                upper[a, c] += s
+            if on_diagonal:
+                for c in range(a + 1):
+                    diag[a, c] += ra[start] * rows[c, start]
     for a in range(m):
         for b in range(a + 1):
-            inner[a, b] += weight * acc[a, b]
+            v = 2.0 * upper[a, b] - diag[a, b]
+            inner[a, b] += v
             if a != b:
-                inner[b, a] += weight * acc[a, b]
+                inner[b, a] += v
 
 
 @_leaf_reduction

@@ -190,11 +190,20 @@ def test_moment_kernels_match_numpy_float64():
 @pytest.mark.kernels
 def test_tile_kernels_match_numpy_float64():
     rng = np.random.default_rng(6)
-    tiles = rng.standard_normal((3, 7, 5)).astype(np.float32)
-    inner = np.ones((3, 3))
-    kernels.tile_pair_sums(tiles, 2.0, inner)
-    flat = tiles.astype(np.float64).reshape(3, -1)
-    np.testing.assert_allclose(inner, 1.0 + 2.0 * flat @ flat.T, rtol=1e-12)
+    # three symmetric 11 × 11 kernels: ⟨K_a, K_b⟩ from upper tiles, weights 2 / 1 / 0
+    f = rng.standard_normal((3, 11, 4))
+    grams = np.einsum("aik,ajk->aij", f, f).astype(np.float32)
+    flat = grams.astype(np.float64).reshape(3, -1)
+    for t in (3, 4, 11):
+        inner = np.ones((3, 3))
+        for i0, j0, rows, cols in upper_tiles(11, t):
+            block = np.ascontiguousarray(grams[:, i0 : i0 + rows, j0 : j0 + cols])
+            kernels.tile_pair_sums(block, i0, j0, inner)
+        np.testing.assert_allclose(inner, 1.0 + flat @ flat.T, rtol=1e-12)
+    above = np.ones((3, 3))  # a tile wholly above the diagonal counts twice
+    kernels.tile_pair_sums(np.ascontiguousarray(grams[:, :3, 5:]), 0, 5, above)
+    part = grams[:, :3, 5:].astype(np.float64).reshape(3, -1)
+    np.testing.assert_allclose(above, 1.0 + 2.0 * part @ part.T, rtol=1e-12)
     # a symmetric 9 × 9 matrix from upper tiles (the diagonal one masked below its diagonal)
     a = rng.standard_normal((40, 9))
     full = a.T @ a

@@ -84,3 +84,6 @@ def test_run_on_workers_runs_every_job_once_and_restores_threads() -> None:
     assert seen == [(0, 0, 0), (0, 1, 0), (0, 2, 0)]
     with pytest.raises(ZeroDivisionError):  # a worker's error reaches the caller
         run_on_workers(lambda w, j: 1 / 0, range(4))
+    inner: list[int] = []  # a pool job that runs jobs itself runs them inline (no deadlock)
+    run_on_workers(lambda w, j: run_on_workers(lambda v, i: inner.append(i), range(3)), range(4))
+    assert sorted(inner) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]

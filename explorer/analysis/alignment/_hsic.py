@@ -23,13 +23,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numba
 import numpy as np
 import torch
 
-from explorer.device import ArrayLike, gemm_nt, run_on_workers
+from explorer.device import gemm_nt, run_on_workers
 from explorer.errors import ExplorerWarning
 from explorer.kernels import alignment as kernels
 
@@ -41,7 +42,8 @@ __all__ = [
     "column_means",
     "feature_moments",
     "hsic_matrix",
-    "row_reduce",
+    "reduce_rows",
+    "row_dots_into",
     "shift",
     "upper_tiles",
 ]
@@ -49,9 +51,10 @@ __all__ = [
 _FEATURE_TILE = 512  # CPU: ZᵀZ in tiles of ≤ 512 × 512 features (256 on the diagonal)
 _CHUNK_ELEMENTS = 1 << 18  # CPU: row ranges of at least this many elements per worker job
 PARALLEL_WORK = 1 << 24  # CPU: multiply-adds below which GEMM tiles run on the calling thread
-# CPU feature products sum samples in chunks of 1024, one GEMM each adding into the last one's
-# output: oneDNN's float32 sums over 8000 samples in one GEMM came out ~7× less accurate in CKA.
-_SAMPLE_CHUNK = 1024
+# CPU feature products sum samples in chunks of 2048, one GEMM each adding into the last one's
+# output (oneDNN's float32 sums over 8000 samples in one GEMM came out a few times less
+# accurate in CKA: ~1e-8 against float64 with chunks, the float32 formula's ~1e-6).
+_SAMPLE_CHUNK = 2048
 
 
 @dataclass
@@ -109,24 +112,32 @@ def cka_from_hsic(
     return out
 
 
-def row_reduce(
-    n: int, d: int, kernel: Callable[[int, int, np.ndarray], None], shape: tuple[int, ...]
-) -> np.ndarray:
-    """Σ over row ranges of ``kernel(r0, r1, acc)`` (a numba kernel adding into ``acc``).
+RowKernel = Callable[[int, int, np.ndarray], None]
 
-    The n rows of an (n, d) array are split into ranges run on worker threads, each adding
-    into its own float64 accumulator of ``shape`` (zeros); returns their sum.
+
+def reduce_rows(tasks: Sequence[tuple[int, int, RowKernel, tuple[int, ...]]]) -> list[np.ndarray]:
+    """Run row-range numba kernels for several arrays in one pass of the worker threads.
+
+    Each task ``(n, d, kernel, shape)`` covers an (n, d) array: its rows are split into ranges
+    and ``kernel(r0, r1, acc)`` adds each range into a float64 accumulator of ``shape`` (zeros)
+    owned by the worker that runs it. Returns each task's accumulators summed.
     """
     threads = max(1, numba.get_num_threads())
-    count = max(1, min(2 * threads, n * d // _CHUNK_ELEMENTS, n))
-    step = -(-n // count)
-    acc: dict[int, np.ndarray] = {}
+    jobs = []
+    for t, (n, d, _, _) in enumerate(tasks):
+        step = -(-n // max(1, min(2 * threads, n * d // _CHUNK_ELEMENTS, n)))
+        jobs += [(t, r0, min(n, r0 + step)) for r0 in range(0, n, step)]
+    acc: dict[tuple[int, int], np.ndarray] = {}
 
-    def job(worker: int, r0: int) -> None:
-        kernel(r0, min(n, r0 + step), acc.setdefault(worker, np.zeros(shape)))
+    def job(worker: int, j: tuple[int, int, int]) -> None:
+        t, r0, r1 = j
+        tasks[t][2](r0, r1, acc.setdefault((worker, t), np.zeros(tasks[t][3])))
 
-    run_on_workers(job, range(0, n, step))
-    return np.sum(list(acc.values()), axis=0) if acc else np.zeros(shape)
+    run_on_workers(job, jobs, parallel=len(jobs) > len(tasks))
+    return [
+        np.sum([v for (_, u), v in acc.items() if u == t], axis=0) if n else np.zeros(shape)
+        for t, (n, _, _, shape) in enumerate(tasks)
+    ]
 
 
 @dataclass
@@ -150,13 +161,32 @@ class Shifted:
         return int(self.q.shape[0])
 
 
-def column_means(x: ArrayLike) -> ArrayLike:
-    """(d,) float64 column means of x (n, d), summed in float64 without a float64 copy (CPU)."""
-    if isinstance(x, torch.Tensor):
-        return x.sum(0, dtype=torch.float64) / x.shape[0]
-    c = np.ascontiguousarray(x)
-    n, d = c.shape
-    return row_reduce(n, d, lambda r0, r1, acc: kernels.column_sums(c, r0, r1, acc), (d,)) / n
+def column_means(xs: Sequence[Any]) -> list[Any]:
+    """(d_a,) float64 column means of each x_a (n, d_a), summed in float64 without a float64
+    copy on the CPU (numba, all arrays in one pass of the workers); torch on its device."""
+    if isinstance(xs[0], torch.Tensor):
+        return [x.sum(0, dtype=torch.float64) / x.shape[0] for x in xs]
+    cs = [np.ascontiguousarray(x) for x in xs]
+    tasks = [(c.shape[0], c.shape[1], partial(_column_sums, c), (c.shape[1],)) for c in cs]
+    return [total / c.shape[0] for total, c in zip(reduce_rows(tasks), cs)]
+
+
+def _column_sums(x: np.ndarray, r0: int, r1: int, acc: np.ndarray) -> None:
+    kernels.column_sums(x, r0, r1, acc)
+
+
+def _shift_rows(
+    x: np.ndarray, by: np.ndarray, z: np.ndarray, q: np.ndarray, transposed: bool,
+    r0: int, r1: int, acc: np.ndarray,
+) -> None:  # fmt: skip
+    kernels.shift_rows(x, by, r0, r1, z, q, acc, transposed)
+
+
+def row_dots_into(
+    z: np.ndarray, v: np.ndarray, out: np.ndarray, r0: int, r1: int, _: Any = None
+) -> None:
+    """out[r0:r1] ← float64 dots of z's rows with v (see :func:`explorer.kernels.alignment.row_dots`)."""
+    kernels.row_dots(z, v, r0, r1, out)
 
 
 def shift(xs: Sequence[Any], shifts: Sequence[Any], *, transposed: bool = False) -> Shifted:
@@ -168,21 +198,21 @@ def shift(xs: Sequence[Any], shifts: Sequence[Any], *, transposed: bool = False)
         return Shifted([z.T[None] if transposed else z for z in zs_t], q_t, sums, transposed)
     n = int(xs[0].shape[0])
     k = min(n, _SAMPLE_CHUNK)
-    zs: list[Any] = []
     q = np.empty((len(xs), n))
-    sums = []
-    for a, (x, s) in enumerate(zip(xs, shifts)):
-        src, by = np.ascontiguousarray(x), np.asarray(s, dtype=np.float64)
-        d = src.shape[1]
-        shape = (-(-n // k), d, k) if transposed else (1, n, d)
-        z, qa = np.zeros(shape, dtype=src.dtype), q[a]  # zeros: the padding past n
-
-        def rows(r0: int, r1: int, acc: np.ndarray) -> None:
-            kernels.shift_rows(src, by, r0, r1, z, qa, acc, transposed)  # noqa: B023
-
-        sums.append(row_reduce(n, d, rows, (d,)))
-        zs.append(z if transposed else z[0])
-    return Shifted(zs, np.ascontiguousarray(q.T), sums, transposed)
+    srcs = [np.ascontiguousarray(x) for x in xs]
+    zs = [  # zeros: the padding past n
+        np.zeros((-(-n // k), x.shape[1], k) if transposed else (1, n, x.shape[1]), x.dtype)
+        for x in srcs
+    ]
+    tasks = [
+        (n, x.shape[1], partial(_shift_rows, x, np.asarray(s, dtype=np.float64), z, q[a],
+                                transposed), (x.shape[1],))
+        for a, (x, s, z) in enumerate(zip(srcs, shifts, zs))
+    ]  # fmt: skip
+    sums = reduce_rows(tasks)
+    return Shifted(
+        [z if transposed else z[0] for z in zs], np.ascontiguousarray(q.T), sums, transposed
+    )
 
 
 @dataclass
@@ -258,17 +288,16 @@ def _products(m: int, pairs: set[tuple[int, int]] | None) -> list[tuple[int, int
 
 def upper_tiles(n: int, t: int) -> Iterator[tuple[int, int, int, int]]:
     """(i0, j0, rows, cols) tiles covering the upper triangle (diagonal included) of an n × n
-    symmetric matrix: t × t blocks above the diagonal, each diagonal block as three half-size
-    tiles (its strict lower quarter is never computed). Tiles are clipped at n."""
-    h = (t + 1) // 2
+    symmetric matrix: t × t blocks above the diagonal, and each diagonal block as row panels
+    of t/4 rows from the diagonal to the block's end (only the t/4-wide triangles under the
+    diagonal get computed needlessly: 1/8 of a diagonal block). Clipped at n."""
+    p = max(1, t // 4)
     for i0 in range(0, n, t):
         for j0 in range(i0 + t, n, t):
             yield i0, j0, min(t, n - i0), min(t, n - j0)
-        size = min(t, n - i0)  # this diagonal block, split at h into [a b; · c]
-        yield i0, i0, min(h, size), min(h, size)
-        if size > h:
-            yield i0, i0 + h, h, size - h
-            yield i0 + h, i0 + h, size - h, size - h
+        end = min(n, i0 + t)
+        for r in range(i0, end, p):
+            yield r, r, min(p, end - r), end - r
 
 
 def _feature_tiles(
@@ -329,22 +358,22 @@ def feature_moments(s: Shifted, pairs: set[tuple[int, int]] | None = None) -> Fe
     gram: list[list[np.ndarray | None]] = [[grams.get((a, b)) for b in range(m)] for a in range(m)]
     if isinstance(s.q, torch.Tensor):
         q = s.q
-        w = [list((q.T @ zt[0].to(torch.float64).T).cpu().numpy()) for zt in s.zs]
+        w = [(q.T @ zt[0].to(torch.float64).T).cpu().numpy() for zt in s.zs]
         qq, qsum = (q.T @ q).cpu().numpy(), q.sum(0).cpu().numpy()
     else:
         chunks, _, k = s.zs[0].shape
         padded = np.zeros((m, chunks * k))  # q_b per sample, zero past n like the chunks
         padded[:, : s.n] = s.q.T
-        w = []
-        for zt in s.zs:  # Z_aᵀ q_b: one float64 dot per feature row
-            wz = np.empty((m, zt.shape[1]))
-            for b in range(m):
-                qb, out = padded[b], wz[b]
-
-                def rows(r0: int, r1: int, _: np.ndarray) -> None:
-                    kernels.row_dots(zt, qb, r0, r1, out)  # noqa: B023
-
-                row_reduce(zt.shape[1], chunks * k, rows, ())
-            w.append(list(wz))
+        w = [np.empty((m, zt.shape[1])) for zt in s.zs]  # Z_aᵀ q_b: a float64 dot per feature
+        reduce_rows(
+            [
+                (zt.shape[1], chunks * k, partial(row_dots_into, zt, padded[b], w[a][b]), ())
+                for a, zt in enumerate(s.zs)
+                for b in range(m)
+            ]
+        )
         qq, qsum = s.q.T @ s.q, s.q.sum(0)
-    return FeatureMoments(n=s.n, gram=gram, sums=[x.copy() for x in s.sums], w=w, qq=qq, qsum=qsum)
+    w_lists = [list(wa) for wa in w]
+    return FeatureMoments(
+        n=s.n, gram=gram, sums=[x.copy() for x in s.sums], w=w_lists, qq=qq, qsum=qsum
+    )

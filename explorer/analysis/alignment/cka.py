@@ -23,6 +23,7 @@ Variants, named:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -36,7 +37,8 @@ from explorer.analysis.alignment._hsic import (
     column_means,
     feature_moments,
     hsic_matrix,
-    row_reduce,
+    reduce_rows,
+    row_dots_into,
     shift,
     upper_tiles,
 )
@@ -66,8 +68,8 @@ def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
     """(m, m) ⟨K_a, K_b⟩_F of the linear Grams K_a = Z_a Z_aᵀ, float64.
 
     Only tiles of the upper triangle are multiplied (:func:`upper_tiles`; K is symmetric: an
-    off-diagonal tile counts twice), one tile of every K_a at a time, in the input precision;
-    the tile sums are float64. CPU: tiles on worker threads (:func:`~explorer.device.run_on_workers`).
+    entry above the diagonal counts twice), one tile of every K_a at a time, in the input
+    precision; the tile sums are float64. CPU: tiles on worker threads (:func:`~explorer.device.run_on_workers`).
     """
     m, n = len(zs), int(zs[0].shape[0])
     torch_path = isinstance(zs[0], torch.Tensor)
@@ -76,8 +78,11 @@ def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
         inner_t = torch.zeros((m, m), dtype=torch.float64, device=zs[0].device)
         for i0, j0, ti, tj in upper_tiles(n, rows):
             tiles = torch.stack([z[i0 : i0 + ti] @ z[j0 : j0 + tj].T for z in zs])
-            flat = tiles.reshape(m, -1).to(torch.float64)
-            inner_t += (1.0 if i0 == j0 else 2.0) * (flat @ flat.T)
+            gi = torch.arange(i0, i0 + ti, device=zs[0].device)[:, None]
+            gj = torch.arange(j0, j0 + tj, device=zs[0].device)[None, :]
+            weight = (gj > gi).double() + (gj >= gi).double()  # 2 above the diagonal, 1 on it
+            flat = (tiles.to(torch.float64) * weight.sqrt()).reshape(m, -1)
+            inner_t += flat @ flat.T
         return inner_t.cpu().numpy()
     buffers: dict[int, np.ndarray] = {}
     partial: dict[int, np.ndarray] = {}
@@ -88,7 +93,7 @@ def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
         for a, z in enumerate(zs):
             buf[a, :ti, :tj] = gemm_nt(z[i0 : i0 + ti], z[j0 : j0 + tj])  # one GEMM, one thread
         acc = partial.setdefault(worker, np.zeros((m, m)))
-        kernels.tile_pair_sums(buf[:, :ti, :tj], 1.0 if i0 == j0 else 2.0, acc)
+        kernels.tile_pair_sums(buf[:, :ti, :tj], i0, j0, acc)
 
     work = n * n * sum(int(z.shape[1]) for z in zs) // 2
     jobs = sorted(upper_tiles(n, rows), key=lambda j: -j[2] * j[3])  # big first
@@ -96,22 +101,28 @@ def _gram_inner(zs: Sequence[Any]) -> np.ndarray:
     return np.sum(list(partial.values()), axis=0)
 
 
-def _row_dots(z: ArrayLike, v: np.ndarray) -> np.ndarray:
-    """z v in float64: (n,) row sums of the linear Gram Z Zᵀ when v = Zᵀ1."""
-    if isinstance(z, torch.Tensor):
-        return (z.to(torch.float64) @ torch.as_tensor(v, device=z.device)).cpu().numpy()
-    out = np.empty(z.shape[0])
-    row_reduce(
-        z.shape[0], z.shape[1], lambda r0, r1, _: kernels.row_dots(z[None], v, r0, r1, out), ()
+def _gram_row_sums(s: Shifted) -> np.ndarray:
+    """(n, m) float64 row sums K_a 1 = Z_a (Z_aᵀ1) of the linear Grams."""
+    if isinstance(s.zs[0], torch.Tensor):
+        cols = [
+            z.to(torch.float64) @ torch.as_tensor(v, device=z.device) for z, v in zip(s.zs, s.sums)
+        ]
+        return torch.stack(cols, dim=1).cpu().numpy()
+    out = np.empty((len(s.zs), s.n))
+    reduce_rows(
+        [
+            (s.n, z.shape[1], partial(row_dots_into, z[None], v, out[a]), ())
+            for a, (z, v) in enumerate(zip(s.zs, s.sums))
+        ]
     )
-    return out
+    return out.T
 
 
 def _gram_route_stats(s: Shifted) -> GramStats:
     """:class:`GramStats` of the linear Grams K_a = Z_a Z_aᵀ: inner products from Gram tiles,
     the rest from float64 moments (diag K_a = q_a, K_a 1 = Z_a (Z_aᵀ1))."""
     q = s.q.cpu().numpy() if isinstance(s.q, torch.Tensor) else s.q
-    r = np.stack([_row_dots(z, v) for z, v in zip(s.zs, s.sums)], axis=1)
+    r = _gram_row_sums(s)
     return GramStats(
         n=s.n,
         inner=_gram_inner(s.zs),
@@ -134,7 +145,7 @@ def kernel_stats(grams: ArrayLike) -> GramStats:
         diag = torch.diagonal(g64, dim1=1, dim2=2).cpu().numpy()
     else:
         inner = np.zeros((m, m))
-        kernels.tile_pair_sums(grams, 1.0, inner)
+        kernels.tile_pair_sums(grams, 0, 0, inner)  # symmetric: the upper triangle suffices
         rowsum = grams.sum(2, dtype=np.float64)
         diag = np.diagonal(grams, axis1=1, axis2=2).astype(np.float64)
     return GramStats(
@@ -166,7 +177,7 @@ def _linear_stats(
         raise ValueError(f"route must be 'auto', 'feature' or 'gram', got {route!r}")
     if route == "auto":
         route = _choose_route(int(xs[0].shape[0]), [int(x.shape[1]) for x in xs], pairs)
-    s = shift(xs, [column_means(x) for x in xs], transposed=route == "feature")
+    s = shift(xs, column_means(xs), transposed=route == "feature")
     spread = s.q.sum(0)
     for name, total in zip(names, spread.tolist()):
         if total == 0.0:

@@ -83,7 +83,7 @@ class StreamingCKA:
                 f"with widths {self.widths_}, this one {labels} with {widths}"
             )
         if not self._shift:  # a fixed shift near the mean keeps float64 sums well conditioned
-            self._shift = [column_means(x) for x in xs]
+            self._shift = column_means(xs)
         batch = feature_moments(shift(xs, self._shift, transposed=True))
         if batch.n >= 4:
             self._minibatch_hsic += hsic_matrix(batch.centred_stats(), debiased=True)

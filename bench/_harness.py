@@ -73,6 +73,31 @@ def _once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def blocked_gemm_seconds(a: Any, b: Any, block: int = 512) -> float:
+    """Seconds of the full a @ bᵀ (numpy float32 or torch bfloat16) in block × block tiles, one
+    single-threaded GEMM per tile on each core, with the GEMM explorer itself uses for that
+    dtype (float32: :func:`explorer.device.gemm_nt`; bfloat16: torch's, i.e. oneDNN's). The
+    machine-limit rates in the summary table come from the best of several such runs.
+    """
+    import torch
+
+    from explorer.device import gemm_nt, run_on_workers
+
+    n, m = len(a), len(b)
+    tiles = [(i, j) for i in range(0, n, block) for j in range(0, m, block)]
+
+    def tile(worker: int, job: tuple[int, int]) -> None:
+        i, j = job
+        if isinstance(a, torch.Tensor):
+            torch.mm(a[i : i + block], b[j : j + block].T)
+        else:
+            gemm_nt(a[i : i + block], b[j : j + block])
+
+    t0 = time.perf_counter()
+    run_on_workers(tile, tiles)
+    return time.perf_counter() - t0
+
+
 def peak_python_memory(fn: Callable[[], Any]) -> int:
     """Peak bytes allocated through Python's allocator (numpy included) while ``fn`` runs."""
     tracemalloc.start()

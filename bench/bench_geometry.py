@@ -13,13 +13,12 @@ Run from bench/: ``python bench_geometry.py`` (``--quick`` for small sizes)."""
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import networkx as nx
 import numpy as np
 import torch
-from _harness import Bench, interleaved, peak_python_memory
+from _harness import Bench, blocked_gemm_seconds, interleaved, peak_python_memory
 
 from explorer.analysis.geometry import graph_curvature, knn, knn_graph, mle_id, neighbors, twonn
 
@@ -29,25 +28,6 @@ def manifold(n: int, d: int, big_d: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, d))
     return np.tanh(z @ rng.normal(size=(d, big_d)) / np.sqrt(d)).astype(np.float32)
-
-
-def blocked_gemm_seconds(
-    x: np.ndarray, dtype: torch.dtype, block: int = 1024, repeat: int = 3
-) -> float:
-    """Median time of the full x @ x.T in ``dtype`` computed in cache-sized blocks (this
-    machine's GEMM rate for the shape; one unblocked 20k × 20k product is bound by memory
-    writes)."""
-    data = torch.from_numpy(x).to(dtype)
-    out = torch.empty(block, block, dtype=dtype)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for r in range(0, len(x), block):
-            for c in range(0, len(x), block):
-                a, bb = data[r : r + block], data[c : c + block]
-                torch.mm(a, bb.T, out=out[: len(a), : len(bb)])
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def mib(nbytes: int) -> str:
@@ -84,12 +64,13 @@ def bench_knn(b: Bench, x: np.ndarray, k: int) -> None:
     knn(x[:500], k)  # compile outside the timing
     sk = NearestNeighbors(n_neighbors=k, algorithm="brute")
     gram = neighbors._GRAM_DTYPE  # the dtype knn's GEMMs multiply in on this CPU
+    xg = torch.from_numpy(x).to(gram) if gram == torch.bfloat16 else x
     t_ours, t_faiss, t_sk, t_gemm = interleaved(
         [
             lambda: knn(x, k),
             lambda: faiss_knn(x, k),
             lambda: sk.fit(x).kneighbors(),
-            lambda: blocked_gemm_seconds(x, gram, repeat=1),
+            lambda: blocked_gemm_seconds(xg, xg, block=1024),
         ],
         [5, 3, 3, 5],
     )
@@ -104,7 +85,7 @@ def bench_knn(b: Bench, x: np.ndarray, k: int) -> None:
         who: float((ids[probe] == e_i).mean())
         for who, ids in (("ours", ours.indices), ("faiss", f_i), ("sklearn", s_i))
     }
-    rate = 2.0 * n * n * dim / float(np.median(t_gemm))  # full x xᵀ in 1024² blocks
+    rate = 2.0 * n * n * dim / min(t_gemm)  # x xᵀ in 1024² blocks, one GEMM per core: best run
     work = float(n) * n * dim  # blocks on and above the diagonal only: half of 2·n²·D flops
     size = f"n={n}, D={dim}, k={k}, float32"
     for peer, runs, who in (

@@ -14,6 +14,7 @@ from typing import Any
 from explorer.data.features import feature_pair
 from explorer.data.graphs import Graph, stochastic_block_model
 from explorer.data.images import PHOTOS, PROCEDURAL, digits, image, image_prior, image_task, shapes
+from explorer.data.markov import topic_markov
 from explorer.data.sequences import (
     associative_recall,
     copy,
@@ -67,6 +68,7 @@ __all__ = [
     "sort",
     "spirals",
     "stochastic_block_model",
+    "topic_markov",
     "xor",
 ]
 
@@ -93,6 +95,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "majority": majority,
     "parentheses": parentheses,
     "hierarchical": hierarchical,
+    "topic_markov": topic_markov,
     "char_text": char_text,
 }
 

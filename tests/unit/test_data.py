@@ -24,7 +24,7 @@ SMALL = {
     "digits": {}, "feature_pair": {"n": 40}, "shapes": {"n": 24, "size": 8},
     "modular_addition": {"p": 7}, "copy": {"n": 20}, "reverse": {"n": 20}, "sort": {"n": 20},
     "induction": {"n": 20}, "associative_recall": {"n": 20}, "majority": {"n": 20},
-    "parentheses": {"n": 20}, "hierarchical": {"n": 20}, "char_text": {"n": 20, "seq_len": 16},
+    "parentheses": {"n": 20}, "hierarchical": {"n": 20}, "topic_markov": {"n": 20}, "char_text": {"n": 20, "seq_len": 16},
     "repeated_segment": {"n": 20},
 }  # fmt: skip
 SEEDED = [k for k in TASKS if k not in ("digits", "image", "modular_addition")]
@@ -122,6 +122,22 @@ def test_image_prior_trains_on_the_noisy_image_and_tests_on_the_clean_one():
     assert t.meta["noisy_mse"] == pytest.approx(float((noise**2).mean()), rel=1e-5)
     with pytest.raises(ValueError, match="noise"):
         make_task("image_prior", noise=0.0)
+
+
+def test_topic_markov_follows_the_topic_chain_lag_steps_back():
+    t = make_task("topic_markov", n=50, length=10, n_symbols=6, n_topics=3, branching=2, lag=2)
+    x, y = t.x_train.numpy(), t.y_train.numpy()
+    full = np.concatenate([x, y[:, -1:]], axis=1)  # the whole sequence
+    succ = t.meta["successors"]
+    n_sym = 6
+    for row in full:
+        topic = row[0] - n_sym
+        assert 0 <= topic < 3 and (row[1:] < n_sym).all()
+        for i in range(3, len(row)):
+            assert row[i] in succ[topic, row[i - 2]]
+    assert (y[:, :2] == IGNORE_INDEX).all() and (y[:, 2:] != IGNORE_INDEX).all()
+    with pytest.raises(ValueError, match="branching"):
+        make_task("topic_markov", n_symbols=3, branching=3)
 
 
 def test_shapes_are_balanced_and_distinct():

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import CHROMIUM_ARGS
 
 from widgets.canvas import HeatmapGrid
 from widgets.figures.training import surface_style
@@ -47,43 +46,44 @@ def _state(grid: HeatmapGrid) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def page(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
+def page(browser: Any) -> Iterator[Any]:
+    """One page of the session's browser (a second ``sync_playwright()`` in the same process
+    fails once the lab tests have started the first)."""
     js = (REPO / "widgets/static/heatmap_grid.js").read_text()
     js = js.replace("export default { render };", "window.render = render;")
     css = (REPO / "widgets/static/heatmap_grid.css").read_text()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 900, "height": 700})
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    pg = context.new_page()
 
-        def show(grid: HeatmapGrid, width: int = 700) -> dict[str, Any]:
-            pg.set_content(PAGE % width)
-            pg.add_style_tag(content=css)
-            pg.add_script_tag(content=js + FAKE_MODEL)
-            pg.evaluate(f"mount({json.dumps(_state(grid))})")
-            return pg.evaluate(
-                """() => {
-                const root = document.querySelector('.xp-grid-root');
-                const bar = document.querySelector('.xp-colorbar');
-                const cv = [...document.querySelectorAll('.xp-grid-cell canvas')];
-                return {
-                  bar: bar && bar.dataset.title,
-                  barVisible: !!bar && bar.getBoundingClientRect().width > 12,
-                  x: document.querySelector('.xp-axis-x').textContent,
-                  y: document.querySelector('.xp-axis-y').textContent,
-                  yWidth: document.querySelector('.xp-axis-y').getBoundingClientRect().width,
-                  overflow: root.scrollWidth - root.clientWidth,
-                  canvases: cv.map((c) => [c.width, c.height]),
-                  marked: [...document.querySelectorAll('[data-marked]')].map((c) => c.dataset.marked),
-                  legend: document.querySelectorAll('.xp-legend-item').length,
-                };
-            }"""
-            )
+    def show(grid: HeatmapGrid, width: int = 700) -> dict[str, Any]:
+        pg.set_content(PAGE % width)
+        pg.add_style_tag(content=css)
+        pg.add_script_tag(content=js + FAKE_MODEL)
+        pg.evaluate(f"mount({json.dumps(_state(grid))})")
+        return pg.evaluate(
+            """() => {
+            const root = document.querySelector('.xp-grid-root');
+            const bar = document.querySelector('.xp-colorbar');
+            const cv = [...document.querySelectorAll('.xp-grid-cell canvas')];
+            return {
+              bar: bar && bar.dataset.title,
+              barVisible: !!bar && bar.getBoundingClientRect().width > 12,
+              x: document.querySelector('.xp-axis-x').textContent,
+              y: document.querySelector('.xp-axis-y').textContent,
+              yWidth: document.querySelector('.xp-axis-y').getBoundingClientRect().width,
+              overflow: root.scrollWidth - root.clientWidth,
+              canvases: cv.map((c) => [c.width, c.height]),
+              marked: [...document.querySelectorAll('[data-marked]')].map((c) => c.dataset.marked),
+              legend: document.querySelectorAll('.xp-legend-item').length,
+            };
+        }"""
+        )
 
-        pg.show = show  # type: ignore[attr-defined]
+    pg.show = show
+    try:
         yield pg
-        browser.close()
+    finally:
+        context.close()
 
 
 def _shot(page: Any, name: str) -> None:

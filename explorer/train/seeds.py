@@ -4,13 +4,15 @@ Batched mode stacks the N models' parameters (``torch.func.stack_module_state``)
 them in one ``vmap``-ed ``functional_call``: one optimizer over the stacked tensors gives each
 seed exactly the update it would get alone (SGD/Adam/AdamW are elementwise; gradient clipping
 is done per seed). Models that vmap cannot run (dropout, in-place buffer updates, data-dependent
-control flow) fall back to one :class:`Trainer` per seed, stepped in turn.
+control flow) or would run slowly (an operator without a batching rule, such as CPU flash
+attention) fall back to one :class:`Trainer` per seed, stepped in turn.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -108,8 +110,30 @@ class MultiSeedTrainer:
         self._cursor = len(self.data["x_train"])  # the first batch draws a permutation
         self._forward = vmap(self._call_one, in_dims=(0, 0, 0))
         self._forward_shared = vmap(self._call_one, in_dims=(0, 0, None))
-        with torch.no_grad():  # trial run: raises here if the model cannot be vmapped
-            self._forward_shared(self._pdict(), self._bdict(), self.data["x_train"][:2])
+        self._trial_run()
+
+    def _trial_run(self) -> None:
+        """Forward and backward on two samples (shared, and per seed when training on
+        minibatches: the inputs each step uses): raises
+        if the model cannot be vmapped (e.g. ``.item()`` on a batched tensor), or if vmap would
+        run an operator through torch's per-sample fallback (no batching rule: slower than
+        training the seeds one after another, e.g. CPU flash attention)."""
+        x = self.data["x_train"][:2]
+        minibatches = self.config.batch_size is not None and self.config.batch_size < len(
+            self.data["x_train"]
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = self._forward_shared(self._pdict(), self._bdict(), x).float().sum()
+            if minibatches:  # each seed its own batch
+                per_seed = x.unsqueeze(0).expand(len(self.seeds), *x.shape)
+                out = out + self._forward(self._pdict(), self._bdict(), per_seed).float().sum()
+            out.backward()
+        for p in self._params:
+            p.grad = None
+        slow = [str(w.message) for w in caught if "batching rule" in str(w.message)]
+        if slow:
+            raise RuntimeError(f"vmap would use torch's slow per-sample fallback: {slow[0][:200]}")
 
     def _pdict(self) -> dict[str, torch.Tensor]:
         return dict(zip(self._names, self._params, strict=True))

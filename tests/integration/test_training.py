@@ -155,3 +155,16 @@ def test_seed_trainers_split_off_and_batch_again_exactly(batch_size, optimizer):
         assert (frame - ref.loc[frame.index]).abs().max() < 1e-5
     with pytest.raises(ValueError, match="same step"):
         MultiSeedTrainer.from_trainers([part.seed_trainer(0), whole.seed_trainer(2)])
+
+
+@pytest.mark.parametrize(("batch_size", "why"), [(None, "slow per-sample"), (64, ".item()")])
+def test_transformer_seeds_fall_back_to_sequential_with_the_reason(batch_size, why):
+    """vmap cannot run the transformer on per-seed minibatches (``.item()`` in the embedding)
+    and runs CPU attention through torch's slow per-sample fallback: "auto" trains the seeds
+    one after another and says why."""
+    task = make_task("induction")
+    cfg = TransformerConfig(vocab_size=task.meta["vocab_size"], n_ctx=task.meta["seq_len"],
+                            d_model=32, n_layers=1, n_heads=2)  # fmt: skip
+    ms = MultiSeedTrainer(lambda s: Transformer(cfg), task, seeds=[0, 1], batch_size=batch_size)
+    assert ms.mode == "sequential" and why in ms.fallback_reason
+    assert [r["seed"] for r in ms.step()] == [0, 1]

@@ -6,7 +6,7 @@ range, NaN/inf, too few samples)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -17,12 +17,20 @@ __all__ = [
     "check_array",
     "check_finite",
     "check_labels",
+    "check_magnitude",
     "check_matrix",
+    "check_model_inputs",
     "check_number",
     "check_paired",
     "check_positive_int",
     "check_seed",
+    "rescale",
 ]
+
+A = TypeVar("A", bound=np.ndarray | torch.Tensor)
+
+# |values| whose squares and sums of squares stay normal numbers, per float size in bytes
+_SAFE = {8: (1e-100, 1e100), 4: (1e-15, 1e15), 2: (1e-2, 1e2)}
 
 
 def _shape(x: ArrayLike) -> tuple[int, ...]:
@@ -211,3 +219,67 @@ def check_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
             first = y[y != np.round(y)][0]
             raise ValueError(f"{name} must be class ids, got fractional values (first: {first!r})")
     return y
+
+
+def _max_abs(x: ArrayLike) -> float:
+    if x.shape and 0 in tuple(x.shape):
+        return 0.0
+    if isinstance(x, torch.Tensor):
+        return float(x.detach().abs().max())
+    return float(np.abs(x).max())
+
+
+def _safe_range(x: ArrayLike) -> tuple[float, float]:
+    floating = x.is_floating_point() if isinstance(x, torch.Tensor) else x.dtype.kind == "f"
+    size = (x.element_size() if isinstance(x, torch.Tensor) else x.itemsize) if floating else 8
+    return _SAFE.get(size, _SAFE[8])
+
+
+def rescale(x: A, exponent: int | None = None) -> tuple[A, int]:
+    """``(x · 2⁻ᵉ, e)``: ``x`` scaled exactly (a power of two) so that its largest |value| lies in
+    [0.5, 1) when squares of it would overflow or underflow (beyond about 1e±100 in float64,
+    1e±15 in float32); ``e = 0`` and ``x`` itself otherwise. A given ``exponent`` is used as is
+    (to scale several batches alike).
+
+    For measures that do not depend on the overall scale (correlations, angles, ratios, ranks)
+    this makes inputs of any magnitude safe; a scale-dependent result is scaled back by 2ᵉ.
+    """
+    if exponent is None:
+        peak = _max_abs(x)
+        low, high = _safe_range(x)
+        if peak == 0.0 or low <= peak <= high:
+            return x, 0
+        exponent = math.frexp(peak)[1]
+    e = exponent
+    if e == 0:
+        return x, 0
+    if isinstance(x, torch.Tensor):
+        t = x if x.is_floating_point() else x.double()
+        return cast(A, torch.ldexp(t, torch.tensor(-e, device=t.device))), e
+    return cast(A, np.ldexp(x, -e)), e
+
+
+def check_magnitude(x: ArrayLike, name: str = "x") -> None:
+    """ValueError when ``x`` holds values too large (or too small, nonzero) for a scale-dependent
+    measure to be computed without overflow or underflow; the message says to rescale."""
+    peak = _max_abs(x)
+    low, high = _safe_range(x)
+    if peak != 0.0 and not low <= peak <= high:
+        raise ValueError(
+            f"{name} reaches |value| = {peak:.3g}; this measure depends on the scale of the data "
+            f"and its squares would {'overflow' if peak > high else 'underflow'} "
+            f"({low:g} ≤ |x| ≤ {high:g} is safe for {x.dtype}): rescale {name} first"
+        )
+
+
+def check_model_inputs(inputs: Any, model: torch.nn.Module, name: str = "inputs") -> torch.Tensor:
+    """Validated inputs for ``model`` as a tensor: real and finite; integers stay token ids
+    (int64) for a model with an embedding, anything else is cast to the dtype of the model's
+    parameters (float64 or integer data into a float32 MLP works)."""
+    x = check_array(inputs, name, min_ndim=1)
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    tokens = any(isinstance(m, torch.nn.Embedding) for m in model.modules())
+    if not t.is_floating_point() and tokens:
+        return t.long()
+    dtypes = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    return t.to(dtypes[0] if dtypes else torch.float32)

@@ -28,7 +28,7 @@ from explorer.analysis.metric import Metric
 from explorer.device import ArrayLike, DeviceLike, as_numpy, as_torch, backend_for, resolve_device
 from explorer.kernels._numba import threads as numba_threads
 from explorer.kernels.attention import N_HEAD_STATS, attention_flow_kernel, head_stats_kernel
-from explorer.validation import check_finite, check_positive_int
+from explorer.validation import check_array, check_finite, check_number, check_positive_int
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -105,6 +105,13 @@ def _from_mapping(cache: Mapping[str, Any]) -> list[Any]:
     return [cache[k] for _, k in found]
 
 
+def _index(value: Any, name: str) -> int:
+    """An integer index (Python style: negative counts from the end), not a bool or float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer index, got {value!r}")
+    return int(value)
+
+
 def _take_batch(x: ArrayLike, batch_index: int, what: str) -> ArrayLike:
     n = x.shape[0]
     if not -n <= batch_index < n:
@@ -173,12 +180,12 @@ def as_patterns(
     """
     if isinstance(source, AttentionPatterns) and tokens is None:
         return source
-    x = _stack(source, batch_index)
+    batch_index = _index(batch_index, "batch_index")
+    atol = check_number(atol, "atol", low=0.0)
+    x = check_array(_stack(source, batch_index), "attention", finite=False)
     if isinstance(x, torch.Tensor) and not x.is_cuda:
         x = as_numpy(x)  # CPU tensors: zero-copy numpy view, the CPU path is numpy/numba
     if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating):
-        if not np.issubdtype(x.dtype, np.number):
-            raise TypeError(f"attention must be numeric, got dtype {x.dtype}")
         x = x.astype(np.float64)
     if isinstance(x, torch.Tensor) and not x.is_floating_point():
         x = x.double()
@@ -235,6 +242,7 @@ def induction_targets(tokens: Sequence[Any]) -> np.ndarray:
 def patch_positions(grid: tuple[int, int], n_prefix: int = 1) -> np.ndarray:
     """(n_prefix + gh·gw, 2) patch centres (row, col) in patch units; prefix tokens (CLS) get NaN."""
     gh, gw = (check_positive_int(g, "grid size") for g in grid)
+    n_prefix = check_positive_int(n_prefix, "n_prefix", minimum=0)
     rows, cols = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
     pos = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.float64)
     return np.concatenate([np.full((n_prefix, 2), np.nan), pos])
@@ -309,6 +317,8 @@ def head_statistics(
       reported when the tokens repeat;
     - ``effective_rank`` (opt-in): exp of the entropy of σ/Σσ of each map.
     """
+    if step is not None:
+        step = check_positive_int(step, "step", minimum=0)
     pat = as_patterns(attention, tokens)
     chosen = tuple(DEFAULT_METRICS if metrics is None else metrics)
     unknown = sorted(set(chosen) - set(METRICS))
@@ -367,9 +377,7 @@ def head_statistics_over_steps(
 
 
 def _check_residual(residual: float) -> float:
-    if not (isinstance(residual, (int, float)) and 0.0 <= residual <= 1.0):
-        raise ValueError(f"residual must be a number in [0, 1], got {residual!r}")
-    return float(residual)
+    return check_number(residual, "residual", low=0.0, high=1.0)
 
 
 def mixing_matrices(
@@ -454,6 +462,10 @@ def attention_flow(
     ~0.15 s on one core). Runs the numba Dinic kernel on the CPU for every device (max-flow is
     sequential; the (L, T, T) capacities are small to move). ``eps``: residuals treated as zero.
     """
+    eps = check_number(eps, "eps", low=0.0)
+    layer = _index(layer, "layer")
+    if threads is not None:
+        threads = check_positive_int(threads, "threads")
     mix = _mixing(attention, residual, head_reduce, "cpu")
     n_layers, t, _ = mix.shape
     if not -n_layers <= layer < n_layers:
@@ -462,7 +474,9 @@ def attention_flow(
     if queries is None:
         q = np.arange(t, dtype=np.int64)
     else:
-        q = np.atleast_1d(np.asarray(queries, dtype=np.int64))
+        q = np.atleast_1d(check_array(queries, "queries"))
+        if q.dtype.kind not in "iu":
+            raise TypeError(f"queries must be token indices (integers), got {queries!r}")
         if q.ndim != 1 or q.size == 0 or q.min() < -t or q.max() >= t:
             raise ValueError(f"queries must be token indices in [0, {t}), got {queries!r}")
         q = q % t
@@ -484,7 +498,9 @@ def pool_maps(maps: Any, size: int) -> np.ndarray:
     Used to send thumbnails of long sequences.
     """
     size = check_positive_int(size, "size")
-    x = as_numpy(maps)
+    x = as_numpy(check_array(maps, "maps"))
+    if np.abs(x).max(initial=0.0) > np.finfo(np.float32).max:
+        raise ValueError("maps exceed float32's range (thumbnails are float32): rescale them")
     if x.dtype != np.float32:
         x = x.astype(np.float64)
     if x.ndim < 2:
@@ -524,6 +540,11 @@ def vit_attention_map(
     pat = as_patterns(attention)
     n_layers, n_heads, t = pat.shape
     gh, gw = (check_positive_int(g, "grid size") for g in grid)
+    n_prefix = check_positive_int(n_prefix, "n_prefix", minimum=0)
+    query, layer = _index(query, "query"), _index(layer, "layer")
+    residual = _check_residual(residual)
+    if head is not None:
+        head = _index(head, "head")
     if n_prefix < 0 or n_prefix + gh * gw != t:
         raise ValueError(
             f"grid {gh}×{gw} plus n_prefix={n_prefix} gives {n_prefix + gh * gw} tokens, but the "
@@ -559,7 +580,9 @@ def token_mixing(fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> np.ndarr
     attention variants and attention-free mixers. For a fixed linear mixer y = W x it is |W|
     row-normalised. Uses one Jacobian: keep T·d small (≤ ~4k).
     """
-    xt = as_torch(x).detach()
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable mixer y = fn(x), got {type(fn).__name__}")
+    xt = as_torch(check_array(x, "x")).detach()
     if not xt.is_floating_point():
         xt = xt.float()
     if xt.ndim == 3 and xt.shape[0] == 1:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from explorer.device import ArrayLike
+from explorer.validation import check_array
 
 __all__ = ["POOLS", "Pool", "pool_features"]
 
@@ -16,8 +17,10 @@ Pool: TypeAlias = Literal["mean", "max", "cls", "last", "flatten", "tokens"]
 POOLS: tuple[str, ...] = ("mean", "max", "cls", "last", "flatten", "tokens")
 
 
-def pool_features(x: Any, pool: Pool = "mean") -> ArrayLike:
+def pool_features(x: Any, pool: Pool = "mean", *, name: str = "x") -> ArrayLike:
     """Reduce activations to a 2-D matrix; numpy stays numpy, torch stays torch (same device).
+
+    ``x`` must hold finite real numbers (``name`` is what error messages call it).
 
     (n, d) and (n,) are returned unchanged. (n, T, d) token sequences: ``"mean"`` / ``"max"``
     over tokens, ``"cls"`` = token 0, ``"last"`` = token T−1 → (n, d); ``"flatten"`` → (n, T·d);
@@ -27,8 +30,7 @@ def pool_features(x: Any, pool: Pool = "mean") -> ArrayLike:
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    if not isinstance(x, (np.ndarray, torch.Tensor)):
-        x = np.asarray(x)
+    x = check_array(x, name)
     if x.ndim <= 2:
         return x
     if pool == "flatten":

@@ -37,5 +37,5 @@ def test_bad_inputs() -> None:
         geometry_profile({"a": np.eye(5)}, metrics=["curvy"])
     with pytest.raises(ValueError, match="need labels"):
         geometry_profile({"a": np.eye(5)}, metrics=["NC1"])
-    with pytest.raises(ValueError, match="labels has 2 entries"):
+    with pytest.raises(ValueError, match=r"labels \(layer .a.\) has 2 entries"):
         geometry_profile({"a": np.eye(5)}, labels=[0, 1])

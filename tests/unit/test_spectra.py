@@ -215,7 +215,7 @@ def test_torch_inputs_are_accepted() -> None:
         (lambda: S.power_spectrum(np.array([1.0, np.nan, 2, 3, 4])), "non-finite"),
         (lambda: S.power_spectrum(np.ones(3)), "at least 4"),
         (lambda: S.power_spectrum(np.ones(8), spacing=0), "spacing"),
-        (lambda: S.power_spectrum(np.array(["a"] * 8)), "numeric"),
+        (lambda: S.power_spectrum(np.array(["a"] * 8)), "real numbers"),
         (lambda: S.radial_power_spectrum(np.ones(16)), "height, width"),
         (lambda: S.radial_power_spectrum(np.ones((8, 8)), statistic="max"), "statistic"),
         (lambda: S.residual_spectrum(np.ones(8), np.ones(9)), "share their last"),

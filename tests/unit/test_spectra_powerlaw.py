@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from explorer.analysis import spectra as S
+from explorer.errors import ExplorerWarning
 from explorer.kernels.spectra import powerlaw_xmin_scan
 
 
@@ -114,7 +115,8 @@ def test_singular_values_and_stable_rank_reference() -> None:
     assert m["stable_rank"] == pytest.approx(1.5556, abs=1e-4)  # metrics.md reference
     assert m["spectral_norm"] == pytest.approx(3.0) and m["lambda_max"] == pytest.approx(9.0)
     q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
-    assert np.isnan(S.esd_metrics(S.esd(q))["alpha"])  # orthogonal: all λ = 1, nothing to fit
+    with pytest.warns(ExplorerWarning, match="cannot be fitted"):  # NaN, but never silently
+        assert np.isnan(S.esd_metrics(S.esd(q))["alpha"])  # orthogonal: all λ = 1, nothing to fit
 
 
 def test_weight_matrices_selection_and_layout() -> None:

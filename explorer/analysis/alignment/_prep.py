@@ -17,7 +17,7 @@ from explorer.device import (
     backend_for,
     resolve_device,
 )
-from explorer.validation import check_matrix, check_paired
+from explorer.validation import check_matrix, check_paired, rescale
 
 __all__ = ["layer_representations", "prepare", "prepare_many"]
 
@@ -33,7 +33,7 @@ def layer_representations(
     missing = [k for k in keys if k not in activations]
     if missing:
         raise KeyError(f"layers {missing} not found; available: {list(activations)[:20]}")
-    return {k: pool_features(activations[k], pool) for k in keys}
+    return {k: pool_features(activations[k], pool, name=str(k)) for k in keys}
 
 
 def _float(x: ArrayLike) -> ArrayLike:
@@ -50,16 +50,22 @@ def prepare(
     min_rows: int = 2,
     device: DeviceLike = "auto",
     pool: Pool = "mean",
+    scale_free: bool = True,
 ) -> ArrayLike:
     """Validate one representation; return it as float numpy (CPU) or torch (CUDA).
 
     Conv maps / token sequences are reduced with ``pool`` first (see :func:`pool_features`).
+    With ``scale_free`` (the alignment measures are invariant to the scale of each side),
+    values beyond about 1e±100 are brought to order 1 by an exact power-of-two factor
+    (:func:`explorer.validation.rescale`), so no sum of squares overflows.
     """
-    x = pool_features(x, pool)
+    x = pool_features(x, pool, name=name)
     x = check_matrix(x, name, min_rows=min_rows)
     if backend_for(device, x) == "torch":  # CUDA (or the torch path forced on the CPU)
-        return _float(as_torch(x, resolve_device(device, x)))
-    return _float(as_numpy(x))
+        x = _float(as_torch(x, resolve_device(device, x)))
+    else:
+        x = _float(as_numpy(x))
+    return rescale(x)[0] if scale_free else x
 
 
 def prepare_many(

@@ -25,12 +25,20 @@ __all__ = ["canonical_correlations", "cca_similarity", "pwcca", "svcca"]
 Summary = Literal["mean_rho", "mean_rho2"]
 
 
-def as_float64(x: Any, name: str, *, pool: Pool = "mean", min_rows: int = 2) -> np.ndarray:
-    """Validated float64 numpy copy of one representation."""
-    return as_numpy(prepare(x, name, min_rows=min_rows, device="cpu", pool=pool), np.float64)
+def as_float64(
+    x: Any, name: str, *, pool: Pool = "mean", min_rows: int = 2, scale_free: bool = True
+) -> np.ndarray:
+    """Validated float64 numpy copy of one representation (see :func:`prepare`)."""
+    x = prepare(x, name, min_rows=min_rows, device="cpu", pool=pool, scale_free=scale_free)
+    return as_numpy(x, np.float64)
 
 
-def _orthonormal_basis(x: np.ndarray, name: str, centre: bool) -> np.ndarray:
+_TOO_WIDE = "Use svcca(..., keep=...) to truncate, pool the features, pass more samples, or use CKA"
+
+
+def _orthonormal_basis(
+    x: np.ndarray, name: str, centre: bool, advice: str = _TOO_WIDE
+) -> np.ndarray:
     """Orthonormal basis (n, r) of the column space of x (centred first if asked)."""
     n, d = x.shape
     z = x - x.mean(0) if centre else x
@@ -38,8 +46,7 @@ def _orthonormal_basis(x: np.ndarray, name: str, centre: bool) -> np.ndarray:
     if d >= limit:
         raise ValueError(
             f"{name} has {d} features but only {n} samples{' (centred)' if centre else ''}: CCA "
-            f"saturates at 1 when d ≥ {limit}. Use svcca(..., keep=...) to truncate, pool the "
-            "features, pass more samples, or use CKA"
+            f"saturates at 1 when d ≥ {limit}. {advice}"
         )
     u, s, _ = np.linalg.svd(z, full_matrices=False)
     tol = s.max(initial=0.0) * max(n, d) * np.finfo(np.float64).eps
@@ -62,10 +69,12 @@ def _paired(x: Any, y: Any, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _cca(x: np.ndarray, y: np.ndarray, centre: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cca(
+    x: np.ndarray, y: np.ndarray, centre: bool, advice: str = _TOO_WIDE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ρ descending, basis of X, left singular vectors of Q_xᵀQ_y)."""
-    qx = _orthonormal_basis(x, "X", centre)
-    qy = _orthonormal_basis(y, "Y", centre)
+    qx = _orthonormal_basis(x, "X", centre, advice)
+    qy = _orthonormal_basis(y, "Y", centre, advice)
     a, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
     return np.clip(rho, 0.0, 1.0), qx, a
 
@@ -134,7 +143,14 @@ def svcca(
     """
     a, b = _paired(x, y, pool)
     return _summary(
-        _cca(_truncate(a, keep, rule, "X"), _truncate(b, keep, rule, "Y"), True)[0], summary
+        _cca(
+            _truncate(a, keep, rule, "X"),
+            _truncate(b, keep, rule, "Y"),
+            True,
+            f"SVCCA kept that many components: lower keep (a smaller fraction, or a number of "
+            f"components below {a.shape[0] - 1}), or pass more samples",
+        )[0],
+        summary,
     )
 
 

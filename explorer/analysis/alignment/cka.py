@@ -46,7 +46,7 @@ from explorer.analysis.alignment._prep import prepare, prepare_many
 from explorer.analysis.pooling import Pool
 from explorer.device import ArrayLike, DeviceLike, gemm_nt, run_on_workers
 from explorer.kernels import alignment as kernels
-from explorer.validation import check_paired
+from explorer.validation import check_number, check_paired
 
 __all__ = ["Route", "cka_matrix", "linear_cka", "rbf_cka"]
 
@@ -293,8 +293,7 @@ def rbf_cka(
     O(n²) memory: two n × n float64 kernels. ``debiased`` uses the unbiased HSIC of the raw
     (uncentred) kernels.
     """
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    threshold = check_number(threshold, "threshold", low=0.0, low_open=True)
     x = prepare(x, "X", min_rows=_min_rows(debiased), device=device, pool=pool)
     y = prepare(y, "Y", min_rows=_min_rows(debiased), device=device, pool=pool)
     check_paired(x, y)

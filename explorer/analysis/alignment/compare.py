@@ -24,7 +24,8 @@ from explorer.analysis.alignment.shape import bures_similarity, procrustes_dista
 from explorer.analysis.frames import tidy
 from explorer.analysis.metric import Metric
 from explorer.analysis.pooling import Pool
-from explorer.device import DeviceLike
+from explorer.device import DeviceLike, resolve_device
+from explorer.validation import check_positive_int
 
 __all__ = ["METRICS", "compare", "similarity_matrix"]
 
@@ -91,6 +92,7 @@ def similarity_matrix(
     Entry [i, j] compares reps_a[i] (row) with reps_b[j] (column); ``options`` go to the metric.
     """
     spec = _metric(metric)
+    resolve_device(device)  # a bad device fails here, whichever route the metric takes
     if metric in ("cka", "cka_debiased"):
         return cka_matrix(
             reps_a, reps_b, debiased=metric == "cka_debiased", device=device, pool=pool, **options
@@ -127,6 +129,8 @@ def compare(
 ) -> pd.DataFrame:
     """Tidy frame of every metric between every layer pair: columns model_a, layer_a, model_b,
     layer_b[, step], metric, value. Layers are the mapping keys (or positions)."""
+    if step is not None:
+        step = check_positive_int(step, "step", minimum=0)
     labels_a, _ = _labelled(reps_a)
     labels_b, _ = _labelled(reps_a if reps_b is None else reps_b)
     name_b = model_b if model_b is not None else (model_a if reps_b is None else "B")

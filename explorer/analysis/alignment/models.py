@@ -18,6 +18,7 @@ from torch import nn
 
 from explorer.analysis.pooling import Pool, pool_features
 from explorer.models.hooks import capture, hook_names
+from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = [
     "LAYER_PATTERNS",
@@ -83,16 +84,17 @@ def model_representations(
     ``layers``: hook names (default :func:`default_layers`); token/conv outputs are reduced
     with ``pool``. ``short_names`` labels layers 'embed', 'L0', 'L1', … instead of hook names.
     """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = check_model_inputs(inputs, model)
     names = list(layers) if layers is not None else default_layers(model)
     was = model.training
     model.eval()
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     try:
-        x = torch.as_tensor(inputs)
         for start in range(0, len(x), batch_size):
             cache = capture(model, x[start : start + batch_size], names, dtype=torch.float32)
             for n in names:
-                chunks[n].append(np.asarray(pool_features(cache[n].numpy(), pool)))
+                chunks[n].append(np.asarray(pool_features(cache[n].numpy(), pool, name=n)))
     finally:
         model.train(was)
     out = {n: np.concatenate(c) for n, c in chunks.items()}
@@ -127,6 +129,10 @@ def seed_models(
     """
     from explorer.train.seeds import MultiSeedTrainer
 
+    steps = check_positive_int(steps, "steps")
+    seeds = [check_positive_int(s, "every seed", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: pass at least one integer seed")
     cfg = getattr(model, "config", None)
     if (
         cfg is None
@@ -142,7 +148,7 @@ def seed_models(
         return arch(dataclasses.replace(cfg, seed=seed))  # type: ignore[type-var]
 
     trainer = MultiSeedTrainer(factory, task, config, seeds=list(seeds))
-    for _ in trainer.run(int(steps)):
+    for _ in trainer.run(steps):
         pass
     return dict(zip(trainer.seeds, trainer.models()))
 
@@ -157,6 +163,9 @@ def text_representations(
     Each hidden state (embeddings, then one per block) is averaged over the sentence's real
     tokens (padding masked out) → ``{"embed": (n, d), "L0": (n, d), …}`` float32.
     """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got one string: wrap it in a list")
     texts = list(texts)
     if len(texts) < 2 or not all(isinstance(t, str) and t for t in texts):
         raise ValueError("texts must be a list of at least two non-empty strings")

@@ -59,6 +59,14 @@ def _prepared(
     check_paired(a, b)
     if k > a.shape[0] - 1:
         raise ValueError(f"k={k} neighbours need at least {k + 1} samples, got {a.shape[0]}")
+    for name, u in (("X", a), ("Y", b)):
+        spread = (u.amax(0) - u.amin(0)) if isinstance(u, torch.Tensor) else np.ptp(u, axis=0)
+        if float(spread.max()) == 0.0:
+            raise ValueError(
+                f"{name} is constant across samples (every row points the same way), so its "
+                "cosine neighbours are all ties and the alignment is undefined; check that the "
+                "layer is not dead or the inputs not identical"
+            )
     return a, b, k
 
 

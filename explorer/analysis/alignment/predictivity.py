@@ -11,7 +11,7 @@ from sklearn.model_selection import KFold
 
 from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.pooling import Pool
-from explorer.validation import check_paired, check_positive_int
+from explorer.validation import check_number, check_paired, check_positive_int, check_seed
 
 __all__ = ["linear_predictivity", "linearity_score"]
 
@@ -24,7 +24,7 @@ def linear_predictivity(
     *,
     alphas: tuple[float, ...] = DEFAULT_ALPHAS,
     folds: int = 5,
-    seed: int = 0,
+    seed: int | None = 0,
     pool: Pool = "mean",
 ) -> float:
     """How well y (n, d₂) is linearly predicted from x (n, d₁): out-of-fold ridge R².
@@ -37,9 +37,13 @@ def linear_predictivity(
     a, b = as_float64(x, "X", pool=pool), as_float64(y, "Y", pool=pool)
     check_paired(a, b)
     folds = check_positive_int(folds, "folds", minimum=2)
+    seed = check_seed(seed)
     if a.shape[0] < 2 * folds:
         raise ValueError(f"{a.shape[0]} samples are too few for {folds}-fold cross-validation")
-    if not alphas or min(alphas) <= 0:
+    alphas = tuple(
+        check_number(a, "alphas (ridge penalties)", low=0.0, low_open=True) for a in alphas
+    )
+    if not alphas:
         raise ValueError("alphas must be a non-empty tuple of positive penalties")
     sse = sst = 0.0
     for tr, te in KFold(folds, shuffle=True, random_state=seed).split(a):

@@ -16,7 +16,8 @@ from sklearn.linear_model import LogisticRegression
 from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.frames import tidy
 from explorer.analysis.pooling import Pool
-from explorer.validation import check_paired
+from explorer.device import as_numpy
+from explorer.validation import check_array, check_labels, check_number, check_paired, check_seed
 
 __all__ = ["relative_representation", "zero_shot_stitching"]
 
@@ -69,23 +70,30 @@ def zero_shot_stitching(
     """
     za = as_float64(latents_a, "latents_a", min_rows=4)
     zb = as_float64(latents_b, "latents_b", min_rows=4)
-    y = np.asarray(labels).reshape(-1)
     check_paired(za, zb, ("latents_a", "latents_b"))
-    check_paired(za, y[:, None], ("latents_a", "labels"))
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
-    rng = np.random.default_rng(seed)
+    y = check_labels(labels, len(za))
+    train_fraction = check_number(
+        train_fraction, "train_fraction", low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    rng = np.random.default_rng(check_seed(seed))
     order = rng.permutation(len(y))
     n_train = int(round(train_fraction * len(y)))
     train, test = order[:n_train], order[n_train:]
-    if isinstance(anchors, (int, np.integer)):
+    if isinstance(anchors, (int, np.integer)) and not isinstance(anchors, bool):
         if not 1 <= anchors <= n_train:
             raise ValueError(
                 f"anchors={anchors} must be between 1 and the {n_train} training samples"
             )
         anchor_idx = rng.choice(train, size=int(anchors), replace=False)
     else:
-        anchor_idx = np.asarray(anchors, dtype=np.int64)
+        anchor_idx = as_numpy(check_array(anchors, "anchors", ndim=1))
+        if anchor_idx.dtype.kind not in "iu" or anchor_idx.size == 0:
+            raise TypeError(f"anchors must be a count or a list of sample indices, got {anchors!r}")
+        if anchor_idx.min() < 0 or anchor_idx.max() >= len(y):
+            raise ValueError(
+                f"anchor indices must be in [0, {len(y)}) (one per sample), got "
+                f"{anchor_idx.min()}…{anchor_idx.max()}"
+            )
     spaces = {
         "relative": (
             relative_representation(za, za[anchor_idx]),

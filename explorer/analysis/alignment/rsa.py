@@ -16,7 +16,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.pooling import Pool
-from explorer.validation import check_paired
+from explorer.validation import check_paired, rescale
 
 __all__ = ["rdm", "rsa"]
 
@@ -41,9 +41,17 @@ def _condensed(x: np.ndarray, metric: str, name: str) -> np.ndarray:
 
 
 def rdm(x: Any, *, metric: RDMMetric = "correlation", pool: Pool = "mean") -> np.ndarray:
-    """Representational dissimilarity matrix (n, n) of x (n, d), float64, zero diagonal."""
-    a = as_float64(x, "X", pool=pool)
-    return squareform(_condensed(a, metric, "X"))
+    """Representational dissimilarity matrix (n, n) of x (n, d), float64, zero diagonal.
+
+    Euclidean distances are in x's units (computed at an exact power-of-two scale and scaled
+    back, so inputs of any magnitude are safe until the distances themselves overflow).
+    """
+    a, e = rescale(as_float64(x, "X", pool=pool, scale_free=False))
+    power = {"euclidean": 1, "sqeuclidean": 2}.get(metric, 0)
+    out = np.ldexp(squareform(_condensed(a, metric, "X")), power * e)
+    if not np.isfinite(out).all():
+        raise ValueError(f"the {metric} distances of X overflow float64: rescale X first")
+    return out
 
 
 def rsa(

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.pooling import Pool
-from explorer.validation import check_paired
+from explorer.validation import check_number, check_paired, check_positive_int
 
 __all__ = [
     "aligned_projection",
@@ -55,8 +55,7 @@ def _normalised(x: np.ndarray, name: str, alpha: float, *, rotate: bool = True) 
 
 
 def _pair(x: Any, y: Any, alpha: float, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (0: CCA-like, 1: Procrustes), got {alpha!r}")
+    alpha = check_number(alpha, "alpha (0: CCA-like, 1: Procrustes)", low=0.0, high=1.0)
     a, b = as_float64(x, "X", pool=pool), as_float64(y, "Y", pool=pool)
     check_paired(a, b)
     a, b = _normalised(a, "X", alpha), _normalised(b, "Y", alpha)
@@ -145,6 +144,7 @@ def aligned_projection(
     orthogonal Q* minimising ‖X̃ − ỸQ‖_F is applied to y. Returns two (n, n_components) arrays
     in the same coordinates — points that coincide are represented alike.
     """
+    n_components = check_positive_int(n_components, "n_components")
     a, b = as_float64(x, "X", pool=pool), as_float64(y, "Y", pool=pool)
     check_paired(a, b)
     a, b = _normalised(a, "X", 1.0), _normalised(b, "Y", 1.0)

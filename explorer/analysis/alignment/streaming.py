@@ -28,7 +28,13 @@ from explorer.analysis.alignment._prep import prepare
 from explorer.analysis.pooling import Pool
 from explorer.device import ArrayLike, DeviceLike
 from explorer.errors import ExplorerWarning
-from explorer.validation import check_paired, check_positive_int, check_seed
+from explorer.validation import (
+    check_magnitude,
+    check_paired,
+    check_positive_int,
+    check_seed,
+    rescale,
+)
 
 __all__ = ["StreamingCKA", "minibatch_cka"]
 
@@ -57,6 +63,7 @@ class StreamingCKA:
         self.n_batches_ = 0
         self._moments: FeatureMoments | None = None
         self._shift: list[ArrayLike] = []
+        self._exponents: list[int] = []
         self._minibatch_hsic = np.zeros((len(labels), len(labels)))
         self._minibatch_used = 0
 
@@ -69,21 +76,35 @@ class StreamingCKA:
         if len(arrays) < 2:
             raise ValueError("update() needs at least two representations of the same batch")
         xs = [
-            prepare(a, f"batch[{lab!r}]", min_rows=1, device=self.device, pool=self.pool)
+            prepare(
+                a,
+                f"batch[{lab!r}]",
+                min_rows=1,
+                device=self.device,
+                pool=self.pool,
+                scale_free=False,
+            )
             for lab, a in zip(labels, arrays)
         ]
         for lab, x in zip(labels[1:], xs[1:]):
             check_paired(xs[0], x, (f"batch[{labels[0]!r}]", f"batch[{lab!r}]"))
         widths = [int(x.shape[1]) for x in xs]
-        if not hasattr(self, "labels_"):
-            self._reset(labels, widths)
-        elif labels != self.labels_ or widths != self.widths_:
+        first = not hasattr(self, "labels_")
+        if not first and (labels != self.labels_ or widths != self.widths_):
             raise ValueError(
                 f"every batch must have the same representations: first batch had {self.labels_} "
                 f"with widths {self.widths_}, this one {labels} with {widths}"
             )
-        if not self._shift:  # a fixed shift near the mean keeps float64 sums well conditioned
-            self._shift = column_means(xs)
+        # one exact power-of-two scale per representation, from the first batch: CKA is
+        # scale-free, and the float64 sums of every later batch must not overflow either
+        exponents = [rescale(x)[1] for x in xs] if first else self._exponents
+        xs = [rescale(x, e)[0] for x, e in zip(xs, exponents)]
+        for lab, x in zip(labels, xs):
+            check_magnitude(x, f"batch[{lab!r}] (at the first batch's scale)")
+        if first:
+            self._reset(labels, widths)
+            self._exponents = exponents
+            self._shift = column_means(xs)  # near the mean: well-conditioned float64 sums
         batch = feature_moments(shift(xs, self._shift, transposed=True))
         if batch.n >= 4:
             self._minibatch_hsic += hsic_matrix(batch.centred_stats(), debiased=True)

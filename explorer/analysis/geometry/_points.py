@@ -10,7 +10,7 @@ import torch
 
 from explorer.device import ArrayLike
 from explorer.errors import ExplorerWarning
-from explorer.validation import check_matrix
+from explorer.validation import check_matrix, rescale
 
 __all__ = ["flatten_tokens", "unique_points"]
 
@@ -26,9 +26,11 @@ def unique_points(x: ArrayLike, name: str = "x", *, min_rows: int = 2) -> ArrayL
     """Validate ``x`` (n, d) and drop exact duplicate rows (warning how many were dropped).
 
     kNN-ratio estimators (TwoNN, MLE) are undefined at zero distance; duplicates are removed
-    rather than producing NaN/inf. Row order of the survivors is kept.
+    rather than producing NaN/inf. Row order of the survivors is kept. The estimators are
+    scale-free, so values of any magnitude are first brought to order 1 by an exact power of
+    two (:func:`explorer.validation.rescale`).
     """
-    x = check_matrix(x, name, min_rows=min_rows)
+    x, _ = rescale(check_matrix(x, name, min_rows=min_rows))
     if isinstance(x, torch.Tensor):
         _, inverse = torch.unique(x, dim=0, return_inverse=True)
         first = torch.full((int(inverse.max()) + 1,), len(x), device=x.device, dtype=torch.long)

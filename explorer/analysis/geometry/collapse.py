@@ -20,16 +20,13 @@ from typing import Any
 import numpy as np
 
 from explorer.device import as_numpy
-from explorer.validation import check_matrix
+from explorer.validation import check_array, check_labels, check_matrix, rescale
 
 __all__ = ["class_means", "neural_collapse"]
 
 
 def _labels(y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    y = as_numpy(y).ravel()
-    if len(y) != n:
-        raise ValueError(f"labels has {len(y)} entries but the features have {n} rows")
-    classes, codes = np.unique(y, return_inverse=True)
+    classes, codes = np.unique(check_labels(y, n), return_inverse=True)
     if len(classes) < 2:
         raise ValueError("neural collapse needs at least 2 classes in the labels")
     return classes, codes
@@ -49,7 +46,8 @@ def neural_collapse(h: Any, y: Any, w: Any = None, b: Any = None) -> dict[str, f
 
     See the module docstring for the exact definitions. Returns a dict name → float.
     """
-    h64 = as_numpy(check_matrix(h, "h", min_rows=2), dtype=np.float64)
+    raw = as_numpy(check_matrix(h, "h", min_rows=2), dtype=np.float64)
+    h64, _ = rescale(raw)  # every measure but the classifier's logits is scale-free
     n, d = h64.shape
     classes, codes = _labels(y, n)
     n_classes = len(classes)
@@ -81,18 +79,19 @@ def neural_collapse(h: Any, y: Any, w: Any = None, b: Any = None) -> dict[str, f
             f"w must have shape (n_classes, d) = ({n_classes}, {d}), got {w64.shape}; pass the "
             "last layer's weight matrix (rows ordered like the sorted class labels)"
         )
+    ws, _ = rescale(w64)  # NC3 and W_equinorm are scale-free
     out["NC3"] = float(
-        np.linalg.norm(w64 / np.linalg.norm(w64) - centred / np.linalg.norm(centred)) ** 2
+        np.linalg.norm(ws / np.linalg.norm(ws) - centred / np.linalg.norm(centred)) ** 2
     )
-    logits = h64 @ w64.T
+    logits = raw @ w64.T
     if b is not None:
-        b64 = as_numpy(b, dtype=np.float64).ravel()
+        b64 = as_numpy(check_array(b, "b", ndim=1), dtype=np.float64)
         if b64.shape != (n_classes,):
             raise ValueError(f"b must have shape ({n_classes},), got {b64.shape}")
         logits = logits + b64
+    if not np.isfinite(logits).all():
+        raise ValueError("the classifier's logits W h + b overflow float64: rescale h or w")
     sq = (h64**2).sum(1)[:, None] - 2 * h64 @ mu.T + (mu**2).sum(1)[None, :]
     out["NC4"] = float(np.mean(logits.argmax(1) != sq.argmin(1)))
-    out["W_equinorm"] = float(
-        np.linalg.norm(w64, axis=1).std() / np.linalg.norm(w64, axis=1).mean()
-    )
+    out["W_equinorm"] = float(np.linalg.norm(ws, axis=1).std() / np.linalg.norm(ws, axis=1).mean())
     return out

@@ -19,7 +19,7 @@ import numpy as np
 from explorer.analysis.geometry.neighbors import knn, knn_graph
 from explorer.device import DeviceLike, as_numpy
 from explorer.kernels import curvature as kernels
-from explorer.validation import check_matrix, check_positive_int
+from explorer.validation import check_array, check_matrix, check_number, check_positive_int
 
 __all__ = ["Curvature", "graph_curvature", "ollivier_ricci"]
 
@@ -44,6 +44,14 @@ def _csr(edges: np.ndarray, weights: np.ndarray, n: int) -> tuple[np.ndarray, ..
     return indptr, np.ascontiguousarray(both[:, 1]), np.ascontiguousarray(w)
 
 
+def _check_measure(alpha: Any, base: Any, power: Any) -> tuple[float, float, float]:
+    return (
+        check_number(alpha, "alpha", low=0.0, high=1.0),
+        check_number(base, "base", low=1.0),
+        check_number(power, "power", low=0.0, low_open=True),
+    )
+
+
 def graph_curvature(
     edges: Any,
     weights: Any = None,
@@ -59,20 +67,25 @@ def graph_curvature(
     edges: (e, 2) node ids in [0, n_nodes); weights: (e,) positive lengths (default 1).
     Self-loops are rejected; repeated edges are merged (first weight kept). Graphs with at most
     ``dense_limit`` nodes use an n×n distance matrix (8·n² bytes, fastest); larger graphs
-    search locally per node instead (bounded memory, several times slower).
+    search locally per node instead (bounded memory, several times slower). ``alpha`` ∈ [0, 1],
+    ``base`` ≥ 1 (nearer neighbours get at least as much mass) and ``power`` > 0.
     """
+    alpha, base, power = _check_measure(alpha, base, power)
+    dense_limit = check_positive_int(dense_limit, "dense_limit", minimum=0)
     e = np.asarray(edges)
     if e.ndim != 2 or e.shape[1] != 2 or not np.issubdtype(e.dtype, np.integer):
         raise ValueError(f"edges must be an integer array of shape (e, 2), got {e.dtype} {e.shape}")
     if len(e) == 0:
         raise ValueError("the graph has no edges")
-    w = np.ones(len(e)) if weights is None else as_numpy(weights, dtype=np.float64).ravel()
+    w = (
+        np.ones(len(e))
+        if weights is None
+        else as_numpy(check_array(weights, "weights", finite=False), dtype=np.float64).ravel()
+    )
     if w.shape != (len(e),):
         raise ValueError(f"weights must have shape ({len(e)},), got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("edge weights must be finite and non-negative (they are lengths)")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if np.any(e[:, 0] == e[:, 1]):
         raise ValueError("self-loops are not allowed (an edge (i, i) has no curvature)")
     n = int(e.max()) + 1 if n_nodes is None else check_positive_int(n_nodes, "n_nodes")
@@ -116,6 +129,7 @@ def ollivier_ricci(
     Note the weights base^(−w^power) depend on the scale of x: with p = 2 and edges much
     longer than 1, m_x becomes uniform over neighbours (GraphRicciCurvature behaves the same).
     """
+    _check_measure(alpha, base, power)
     x = check_matrix(x, "x", min_rows=2)
     edges, lengths = knn_graph(knn(x, k, device=device))
     return graph_curvature(edges, lengths, len(x), alpha=alpha, base=base, power=power)

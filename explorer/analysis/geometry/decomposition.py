@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer.analysis.geometry.spectrum import effective_rank_of
 from explorer.device import as_numpy
-from explorer.validation import check_finite
+from explorer.validation import check_array, check_finite, rescale
 
 __all__ = ["PositionContext", "position_context"]
 
@@ -69,8 +69,9 @@ class PositionContext:
 
 def position_context(h: Any) -> PositionContext:
     """Decompose hidden states h (C, T, d) — C sequences of equal length T — into
-    mean + position + context + residual (see the module docstring)."""
-    arr = as_numpy(h, dtype=np.float64)
+    mean + position + context + residual (see the module docstring). Computed at an exact
+    power-of-two scale and scaled back, so values of any magnitude are safe."""
+    arr = as_numpy(check_array(h, "h", finite=False), dtype=np.float64)
     if arr.ndim != 3:
         raise ValueError(
             f"h must have shape (n_sequences, seq_len, d), got {arr.shape}; stack hidden states "
@@ -83,6 +84,7 @@ def position_context(h: Any) -> PositionContext:
             f"got {n_seq} × {seq_len}"
         )
     check_finite(arr, "h")
+    arr, e = rescale(arr)
     mu = arr.mean(axis=(0, 1))
     pos = arr.mean(axis=0) - mu
     ctx = arr.mean(axis=1) - mu
@@ -95,4 +97,5 @@ def position_context(h: Any) -> PositionContext:
         "context": float(seq_len * (ctx**2).sum() / total),
         "residual": float((resid**2).sum() / total),
     }
+    mu, pos, ctx, resid = (np.ldexp(a, e) for a in (mu, pos, ctx, resid))
     return PositionContext(mu, pos, ctx, resid, share)

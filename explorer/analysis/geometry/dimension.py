@@ -15,7 +15,7 @@ from explorer.analysis.geometry._points import unique_points
 from explorer.analysis.geometry.neighbors import knn
 from explorer.device import DeviceLike, as_numpy
 from explorer.kernels import intrinsic_dim as kernels
-from explorer.validation import check_positive_int
+from explorer.validation import check_number, check_positive_int
 
 __all__ = ["local_id", "local_pca_id", "mle_id", "twonn"]
 
@@ -41,12 +41,13 @@ def twonn(
     ``1 − discard_fraction`` of μ (scikit-dimension 0.5's definition); ``"mle"``:
     d = (n − 1)/Σ log μᵢ on all points.
     """
-    if not 0.0 <= discard_fraction < 1.0:
-        raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
+    discard_fraction = check_number(
+        discard_fraction, "discard_fraction", low=0.0, high=1.0, high_open=True
+    )
     if estimator not in ("fit", "mle"):
         raise ValueError(f"estimator must be 'fit' or 'mle', got {estimator!r}")
     x = unique_points(x, "x", min_rows=3)
-    dist = knn(x, 2, device=device).distances
+    dist = _resolved(knn(x, 2, device=device).distances)
     mu = np.sort(dist[:, 1] / dist[:, 0])
     n = len(mu)
     if estimator == "mle":
@@ -59,6 +60,17 @@ def twonn(
     log_mu = np.log(mu[:keep])
     y = -np.log1p(-np.arange(1, keep + 1) / n)
     return float(log_mu @ y / (log_mu @ log_mu))
+
+
+def _resolved(dist: np.ndarray) -> np.ndarray:
+    """kNN distances, refusing distinct points whose squared distance underflowed to 0."""
+    if not (dist > 0).all():
+        raise ValueError(
+            "some distinct points are closer than float64 can resolve relative to the data's "
+            "spread (squared distances underflow): the data span too many orders of magnitude "
+            "for a distance-ratio estimate"
+        )
+    return dist
 
 
 def _pointwise_mle(dist: np.ndarray) -> np.ndarray:
@@ -104,16 +116,16 @@ def local_id(
     """
     if method not in ("mle", "pca"):
         raise ValueError(f"method must be 'mle' or 'pca', got {method!r}")
+    if rule not in _RULES:
+        raise ValueError(f"rule must be one of {sorted(_RULES)}, got {rule!r}")
+    if threshold is not None:
+        threshold = check_number(threshold, "threshold", low=0.0, high=1.0, low_open=True)
     x = unique_points(x, "x", min_rows=3)
     k = _checked_k(k, len(x))
     nb = knn(x, k, device=device)
     if method == "mle":
-        return _pointwise_mle(nb.distances)
-    if rule not in _RULES:
-        raise ValueError(f"rule must be one of {sorted(_RULES)}, got {rule!r}")
+        return _pointwise_mle(_resolved(nb.distances))
     thr = threshold if threshold is not None else (0.95 if rule == "ratio" else 0.05)
-    if not 0.0 < thr <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {thr}")
     out = np.empty(len(x), dtype=np.int64)
     data = np.ascontiguousarray(as_numpy(x), dtype=np.float64)
     kernels.local_pca(data, nb.indices, _RULES[rule], float(thr), out)

@@ -19,9 +19,9 @@ from explorer.analysis.frames import tidy
 from explorer.analysis.geometry import collapse, dimension, spectrum
 from explorer.analysis.metric import Metric
 from explorer.analysis.pooling import Pool, pool_features
-from explorer.device import DeviceLike, as_numpy
+from explorer.device import DeviceLike, as_numpy, resolve_device
 from explorer.errors import ExplorerWarning, warn_deprecated
-from explorer.validation import check_seed
+from explorer.validation import check_labels, check_matrix, check_positive_int, check_seed
 
 __all__ = ["METRICS", "geometry_over_training", "geometry_profile"]
 
@@ -86,9 +86,9 @@ METRICS: dict[str, Metric] = {  # fn(x, labels, k, device) → float
 DEFAULT_METRICS = ("twonn", "mle", "effective_rank", "participation_ratio")
 
 
-def _points(a: Any, pool: Pool) -> np.ndarray:
-    arr = as_numpy(pool_features(as_numpy(a), pool))
-    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+def _points(a: Any, pool: Pool, name: str) -> np.ndarray:
+    arr = as_numpy(pool_features(a, pool, name=name))
+    return as_numpy(check_matrix(arr.reshape(-1, 1) if arr.ndim == 1 else arr, name, min_rows=2))
 
 
 def geometry_profile(
@@ -110,7 +110,8 @@ def geometry_profile(
     Default metrics: TwoNN, MLE, effective rank, participation ratio, plus NC1 and
     NC2_equiangular when ``labels`` (one per row after flattening) are given. Exact duplicate
     rows are dropped by the kNN estimators; their fraction is reported as ``duplicate_fraction``
-    instead of a warning per layer. A measure that is undefined for a layer gives NaN.
+    instead of a warning per layer. A measure that is undefined for a layer (too few unique
+    points, a constant layer, …) gives NaN, and one :class:`ExplorerWarning` lists them all.
     """
     names = (
         list(metrics)
@@ -123,16 +124,20 @@ def geometry_profile(
     if labels is None and any(METRICS[m].needs_labels for m in names):
         need = [m for m in names if METRICS[m].needs_labels]
         raise ValueError(f"metrics {need} need labels=")
-    y_all = None if labels is None else as_numpy(labels).ravel()
+    k = check_positive_int(k, "k", minimum=2)
+    max_points = check_positive_int(max_points, "max_points", minimum=3)
+    if step is not None:
+        step = check_positive_int(step, "step", minimum=0)
+    resolve_device(device)
     rng = np.random.default_rng(check_seed(seed))
     records: list[dict[str, Any]] = []
+    undefined: list[str] = []
     extra = {} if step is None else {"step": step}
     for layer, acts in activations.items():
-        x = _points(acts, pool)
-        if y_all is not None and len(y_all) != len(x):
-            raise ValueError(
-                f"labels has {len(y_all)} entries but layer {layer!r} has {len(x)} rows"
-            )
+        x = _points(acts, pool, f"activations[{layer!r}]")
+        y_all = (
+            None if labels is None else check_labels(labels, len(x), f"labels (layer {layer!r})")
+        )
         rows = np.arange(len(x))
         if len(x) > max_points:
             rows = np.sort(rng.choice(len(x), max_points, replace=False))
@@ -146,9 +151,16 @@ def geometry_profile(
                     fn = METRICS[name].fn
                     assert fn is not None  # every geometry metric computes one value
                     value = fn(xs, ys, k, device)
-                except ValueError:
+                except ValueError as err:
                     value = float("nan")
+                    undefined.append(f"{name} of {layer!r} ({err})")
             records.append({"layer": layer, **extra, "metric": name, "value": float(value)})
+    if undefined:
+        warnings.warn(
+            f"{len(undefined)} measure(s) are undefined and NaN: " + "; ".join(undefined[:5]),
+            ExplorerWarning,
+            stacklevel=2,
+        )
     return tidy(records)
 
 

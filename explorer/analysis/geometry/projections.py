@@ -15,7 +15,13 @@ import torch
 
 from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
 from explorer.errors import optional_import, renamed_keywords
-from explorer.validation import check_matrix, check_positive_int
+from explorer.validation import (
+    check_magnitude,
+    check_matrix,
+    check_positive_int,
+    check_seed,
+    rescale,
+)
 
 __all__ = ["PCA", "align_snapshots", "procrustes_align", "project"]
 
@@ -61,10 +67,15 @@ class PCA:
         self.device = device
 
     def fit(self, x: Any) -> PCA:
-        """Fit on x (n, d); returns self."""
+        """Fit on x (n, d); returns self. Variances are in x's units, so x must stay within
+        about 1e±100 (their squares within float64)."""
         x = check_matrix(x, "x", min_rows=2)
+        check_magnitude(x, "x")
         n, d = x.shape
         k = check_positive_int(self.n_components, "n_components")
+        oversamples = check_positive_int(self.n_oversamples, "n_oversamples", minimum=0)
+        n_iter = check_positive_int(self.n_iter, "n_iter", minimum=0)
+        seed = check_seed(self.seed)
         if k > min(n, d):
             raise ValueError(f"n_components={k} must be ≤ min(n_samples, n_features) = {min(n, d)}")
         if self.method not in ("auto", "exact", "randomized"):
@@ -79,7 +90,7 @@ class PCA:
         if method == "exact":
             s, vt = _exact_svd(xc, k)
         else:
-            s, vt = _randomized_svd(xc, k, self.n_oversamples, self.n_iter, self.seed)
+            s, vt = _randomized_svd(xc, k, oversamples, n_iter, seed)
         var = s**2 / (n - 1)
         total = (xc * xc).sum() / (n - 1)
         self.mean_ = as_numpy(mean)
@@ -159,6 +170,8 @@ def project(
     ``umap.UMAP`` / ``openTSNE.TSNE`` (e.g. ``n_neighbors``, ``perplexity``).
     """
     x = check_matrix(x, "x", min_rows=3)
+    n_components = check_positive_int(n_components, "n_components")
+    seed = check_seed(seed)
     if method == "pca":
         return PCA(n_components, seed=seed, device=device).fit_transform(x)
     data = as_numpy(x, dtype=np.float32)
@@ -198,10 +211,15 @@ def procrustes_align(y: Any, reference: Any, *, scale: bool = False) -> np.ndarr
     if y.shape != ref.shape:
         raise ValueError(f"y {y.shape} and reference {ref.shape} must have the same shape")
     yc, rc = y - y.mean(0), ref - ref.mean(0)
-    u, s, vt = np.linalg.svd(yc.T @ rc)
+    (ys, ey), (rs, er) = rescale(yc), rescale(rc)  # the rotation is scale-free
+    u, s, vt = np.linalg.svd(ys.T @ rs)
     rot = u @ vt
-    factor = s.sum() / (yc**2).sum() if scale and (yc**2).sum() > 0 else 1.0
-    return factor * yc @ rot + ref.mean(0)
+    norm = (ys**2).sum()
+    factor = np.ldexp(s.sum() / norm, er - ey) if scale and norm > 0 else 1.0
+    out = factor * yc @ rot + ref.mean(0)
+    if not np.isfinite(out).all():
+        raise ValueError("the aligned coordinates overflow float64: rescale y or reference")
+    return out
 
 
 def align_snapshots(layouts: Sequence[Any], *, scale: bool = False) -> list[np.ndarray]:

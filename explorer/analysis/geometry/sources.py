@@ -18,6 +18,7 @@ from explorer.analysis.alignment.models import default_layers
 from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import as_numpy
 from explorer.models.hooks import capture
+from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = ["model_points", "token_states"]
 
@@ -57,7 +58,7 @@ def model_points(
     was = model.training
     model.eval()
     try:
-        cache = capture(model, torch.as_tensor(inputs), names, dtype=torch.float32)
+        cache = capture(model, check_model_inputs(inputs, model), names, dtype=torch.float32)
     finally:
         model.train(was)
     first = cache[names[0]]
@@ -92,6 +93,9 @@ def token_states(
     Returns ({"embed", "L0", …} → (n_tokens, d) float32 over all texts' real tokens, metadata
     with ``text`` (index), ``position`` and ``token`` display strings).
     """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got one string: wrap it in a list")
     texts = list(texts)
     if not texts or not all(isinstance(t, str) and t for t in texts):
         raise ValueError("texts must be a non-empty list of non-empty strings")

@@ -17,7 +17,13 @@ import torch
 from explorer.analysis.spectra.weights import singular_values as spectra_singular_values
 from explorer.device import DeviceLike, as_numpy
 from explorer.errors import renamed_keywords, warn_deprecated
-from explorer.validation import check_matrix
+from explorer.validation import (
+    check_labels,
+    check_matrix,
+    check_number,
+    check_positive_int,
+    rescale,
+)
 
 __all__ = [
     "coding_rate",
@@ -58,18 +64,21 @@ def _entropy(p: np.ndarray) -> float:
 
 
 def _nonzero(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` divided by their largest (so squares never overflow: every measure built on
+    it is scale-free); an error when all are zero."""
     if values.sum() <= 0:
         raise ValueError(
             f"the {what} are all zero (a constant or all-zero matrix); the measure is undefined"
         )
-    return values
+    return values / values.max()
 
 
 def effective_rank_of(sigma: np.ndarray, variant: Literal["sigma", "sigma2"] = "sigma") -> float:
     """exp(entropy of p), p = σ/Σσ (``"sigma"``) or σ²/Σσ² (``"sigma2"``)."""
     if variant not in ("sigma", "sigma2"):
         raise ValueError(f"variant must be 'sigma' or 'sigma2', got {variant!r}")
-    w = _nonzero(sigma if variant == "sigma" else sigma**2, "singular values")
+    s = _nonzero(sigma, "singular values")
+    w = s if variant == "sigma" else s**2
     return float(np.exp(_entropy(w / w.sum())))
 
 
@@ -87,7 +96,7 @@ def effective_rank(
 
 def participation_ratio_of(sigma: np.ndarray) -> float:
     """(Σλ)²/Σλ² with λ = σ²."""
-    lam = _nonzero(sigma**2, "singular values")
+    lam = _nonzero(sigma, "singular values") ** 2
     return float(lam.sum() ** 2 / (lam**2).sum())
 
 
@@ -99,7 +108,7 @@ def participation_ratio(x: Any, *, centre: bool = True, device: DeviceLike = "au
 
 def stable_rank_of(sigma: np.ndarray) -> float:
     """‖X‖²_F / ‖X‖²₂ = Σσ²/σ₁²."""
-    lam = _nonzero(sigma**2, "singular values")
+    lam = _nonzero(sigma, "singular values") ** 2
     return float(lam.sum() / lam.max())
 
 
@@ -111,6 +120,7 @@ def stable_rank(x: Any, *, centre: bool = False, device: DeviceLike = "auto") ->
 
 def rank_me_of(sigma: np.ndarray, eps: float = 1e-7) -> float:
     """RankMe: exp(entropy(p)), p = σ/Σσ + ε."""
+    eps = check_number(eps, "eps", low=0.0)
     s = _nonzero(sigma, "singular values")
     return float(np.exp(_entropy(s / s.sum() + eps)))
 
@@ -125,7 +135,7 @@ def von_neumann_entropy(x: Any, *, device: DeviceLike = "auto") -> float:
 
     Tiny negative eigenvalues from rounding are clipped to 0 (not silently dropped as NaN).
     """
-    z = check_matrix(x, "x")
+    z, _ = rescale(check_matrix(x, "x"))  # scale-free: row norms must not overflow
     norms = (
         z.norm(dim=1, keepdim=True)
         if isinstance(z, torch.Tensor)
@@ -155,8 +165,11 @@ def eigen_decay(
     Least-squares fit of log λₖ on log k over ranks k_min…k_max (1-based); the default k_max is
     the last eigenvalue above rtol·λ₁. Needs at least 3 ranks in the range.
     """
-    lam = _sigma(x, centre, device) ** 2
-    lam = _nonzero(lam, "singular values")
+    k_min = check_positive_int(k_min, "k_min")
+    if k_max is not None:
+        k_max = check_positive_int(k_max, "k_max")
+    rtol = check_number(rtol, "rtol", low=0.0, high=1.0, low_open=True, high_open=True)
+    lam = _nonzero(_sigma(x, centre, device), "singular values") ** 2  # λ / λ₁: scale-free
     last = int((lam > rtol * lam[0]).sum())
     hi = last if k_max is None else min(k_max, last)
     if k_min < 1 or hi - k_min + 1 < 3:
@@ -170,15 +183,16 @@ def eigen_decay(
 
 
 def _logdet_identity_plus(z: Any, scale: float, device: DeviceLike) -> float:
-    """log det(I + scale·ZᵀZ) via the smaller Gram's eigenvalues."""
-    return float(np.log1p(scale * _gram_eigenvalues(z, device)).sum())
+    """log det(I + scale·ZᵀZ) = Σ log(1 + scale·σ²), in log space (no σ² that overflows)."""
+    sigma = spectra_singular_values(z, device=device)
+    with np.errstate(divide="ignore"):  # σ = 0 contributes log(1) = 0
+        return float(np.logaddexp(0.0, np.log(scale) + 2.0 * np.log(sigma)).sum())
 
 
 def coding_rate(z: Any, *, eps: float = 0.5, device: DeviceLike = "auto") -> float:
     """Coding rate R(Z) = ½ log det(I + d/(n ε²) ZᵀZ) of z (n, d) in nats (Yu et al. 2020)."""
     z = check_matrix(z, "z")
-    if eps <= 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    eps = check_number(eps, "eps", low=0.0, low_open=True)
     n, d = z.shape
     return 0.5 * _logdet_identity_plus(z, d / (n * eps**2), device)
 
@@ -186,11 +200,8 @@ def coding_rate(z: Any, *, eps: float = 0.5, device: DeviceLike = "auto") -> flo
 def rate_reduction(z: Any, labels: Any, *, eps: float = 0.5, device: DeviceLike = "auto") -> float:
     """ΔR = R(Z) − Σⱼ (nⱼ/n) R(Zⱼ) (MCR², Yu et al. 2020), Zⱼ the rows with label j."""
     z = check_matrix(z, "z")
-    y = as_numpy(labels).ravel()
-    if len(y) != z.shape[0]:
-        raise ValueError(
-            f"labels has {len(y)} entries but z has {z.shape[0]} rows; they must match"
-        )
+    y = check_labels(labels, z.shape[0])
+    eps = check_number(eps, "eps", low=0.0, low_open=True)
     n = z.shape[0]
     total = coding_rate(z, eps=eps, device=device)
     for c in np.unique(y):

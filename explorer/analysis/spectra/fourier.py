@@ -12,6 +12,7 @@ Conventions (all functions):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,7 +30,15 @@ from explorer.analysis.spectra._backend import (
     to_engine,
 )
 from explorer.device import DeviceLike, as_numpy
-from explorer.validation import check_finite
+from explorer.errors import ExplorerWarning
+from explorer.validation import (
+    check_array,
+    check_finite,
+    check_magnitude,
+    check_number,
+    check_positive_int,
+    rescale,
+)
 
 __all__ = [
     "Spectrum",
@@ -69,12 +78,12 @@ class Spectrum:
         return float(self.edges[-1] if self.edges is not None else self.freqs[-1])
 
 
-def _check_signal(x: Any, name: str, ndim: int) -> Any:
-    """Validate ``x`` with at least ``ndim`` trailing signal axes of length >= MIN_LENGTH."""
-    if not hasattr(x, "shape"):
-        x = np.asarray(x)
-    if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
+def _check_signal(x: Any, name: str, ndim: int, *, scale_free: bool = False) -> Any:
+    """Validate ``x`` (real, finite) with at least ``ndim`` trailing signal axes of length
+    >= MIN_LENGTH. Power is in x's units squared, so x must stay within float64's safe range
+    (:func:`~explorer.validation.check_magnitude`) unless the caller's measure is
+    ``scale_free``; then nothing is checked here (the caller rescales)."""
+    x = check_array(x, name, finite=False)
     if x.ndim < ndim:
         axes = "(..., n)" if ndim == 1 else "(..., height, width)"
         raise ValueError(
@@ -87,7 +96,24 @@ def _check_signal(x: Any, name: str, ndim: int) -> Any:
             "samples for a meaningful spectrum; sample the function on a finer grid"
         )
     check_finite(x, name)
+    if not scale_free:
+        check_magnitude(x, name)
     return x
+
+
+def _check_spectrum(spectrum: Any, name: str = "spectrum") -> Spectrum:
+    """A :class:`Spectrum` with finite power, else TypeError / ValueError."""
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(
+            f"{name} must be a Spectrum (from power_spectrum, radial_power_spectrum, …), got "
+            f"{type(spectrum).__name__}"
+        )
+    check_finite(np.asarray(spectrum.power), f"{name}.power")
+    return spectrum
+
+
+def _peak(x: Any) -> float:
+    return float(abs(x).max()) if x.size else 0.0
 
 
 def grid_maps(values: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -96,8 +122,8 @@ def grid_maps(values: Any, shape: tuple[int, ...]) -> np.ndarray:
     The layout of a field task's ``y_grid`` or of a model's predictions on ``x_grid``, turned
     so that spectra run over the grid axes.
     """
-    v = as_numpy(values, dtype=np.float64)
-    shape = tuple(int(s) for s in shape)
+    v = as_numpy(check_array(values, "values"), dtype=np.float64)
+    shape = tuple(check_positive_int(s, "shape") for s in shape)
     if v.ndim < 2 or v.shape[-2] != int(np.prod(shape)):
         raise ValueError(
             f"values must be (..., N, C) with N = prod(shape) = {int(np.prod(shape))}, "
@@ -108,7 +134,7 @@ def grid_maps(values: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _check_ndim(ndim: int) -> int:
-    if ndim not in (1, 2):
+    if isinstance(ndim, bool) or ndim not in (1, 2):
         raise ValueError(f"ndim must be 1 (signals on a line) or 2 (images/grids), got {ndim!r}")
     return ndim
 
@@ -130,8 +156,7 @@ def power_spectrum(
     ``power.sum(-1) == mean(x**2, -1)`` (Parseval). ``detrend`` removes each signal's mean first.
     """
     x = _check_signal(x, "x", 1)
-    if spacing <= 0 or not np.isfinite(spacing):
-        raise ValueError(f"spacing must be a positive finite sample spacing, got {spacing!r}")
+    spacing = check_number(spacing, "spacing (sample spacing)", low=0.0, low_open=True)
     n = int(x.shape[-1])
     xe = to_engine(x, engine_for(device, x), device)
     if detrend:
@@ -194,6 +219,7 @@ def band_power(spectrum: Spectrum, n_bands: int = 8) -> Spectrum:
     """
     if isinstance(n_bands, bool) or not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
         raise ValueError(f"n_bands must be a positive integer, got {n_bands!r}")
+    _check_spectrum(spectrum)
     edges = np.linspace(0.0, spectrum.nyquist, n_bands + 1)
     idx = np.clip(np.searchsorted(edges, spectrum.freqs, side="right") - 1, 0, n_bands - 1)
     onehot = np.zeros((spectrum.freqs.size, n_bands))
@@ -218,13 +244,17 @@ def residual_spectrum(
     wrong". Use :func:`band_power` to coarsen.
     """
     _check_ndim(ndim)
-    pred = _check_signal(prediction, "prediction", ndim)
-    tgt = _check_signal(target, "target", ndim)
+    spacing = check_number(spacing, "spacing (sample spacing)", low=0.0, low_open=True)
+    pred = _check_signal(prediction, "prediction", ndim, scale_free=True)
+    tgt = _check_signal(target, "target", ndim, scale_free=True)
     if tuple(pred.shape)[-ndim:] != tuple(tgt.shape)[-ndim:]:
         raise ValueError(
             f"prediction and target must share their last {ndim} axes, got "
             f"{tuple(pred.shape)} and {tuple(tgt.shape)}"
         )
+    # relative power is scale-free: one exact power of two for both keeps squares in range
+    _, e = rescale(np.array([_peak(pred), _peak(tgt)]))
+    pred, tgt = rescale(pred, e)[0], rescale(tgt, e)[0]
     engine = engine_for(device, pred, tgt)
     resid = to_engine(pred, engine, device) - to_engine(tgt, engine, device)
     total = float((to_engine(tgt, engine, device) ** 2).mean())
@@ -242,11 +272,11 @@ def high_frequency_share(spectrum: Spectrum, cutoff: float = 0.5) -> np.ndarray:
 
     NaN where a signal has no non-DC power (a constant map).
     """
-    if not 0.0 < cutoff < 1.0:
-        raise ValueError(
-            f"cutoff must be a fraction of the highest frequency in (0, 1), got {cutoff!r}"
-        )
-    f = spectrum.freqs
+    cutoff = check_number(
+        cutoff, "cutoff (fraction of the highest frequency)", low=0.0, high=1.0,
+        low_open=True, high_open=True,
+    )  # fmt: skip
+    f = _check_spectrum(spectrum).freqs
     ac = spectrum.power[..., f > 0].sum(-1)
     high = spectrum.power[..., f >= cutoff * spectrum.nyquist].sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -255,7 +285,7 @@ def high_frequency_share(spectrum: Spectrum, cutoff: float = 0.5) -> np.ndarray:
 
 def spectral_centroid(spectrum: Spectrum) -> np.ndarray:
     """Power-weighted mean non-DC frequency, as a fraction of the highest frequency: (...,)."""
-    f = spectrum.freqs
+    f = _check_spectrum(spectrum).freqs
     p = spectrum.power[..., f > 0]
     total = p.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -279,8 +309,8 @@ def spectrum_distance(
     Learning").
     """
     _check_ndim(ndim)
-    out = _check_signal(output, "output", ndim)
-    tgt = _check_signal(target, "target", ndim)
+    out = rescale(_check_signal(output, "output", ndim, scale_free=True))[0]  # scale-free
+    tgt = rescale(_check_signal(target, "target", ndim, scale_free=True))[0]
     if tuple(out.shape)[-ndim:] != tuple(tgt.shape)[-ndim:]:
         raise ValueError(
             f"output and target must share their last {ndim} axes, got {tuple(out.shape)} and "
@@ -374,9 +404,13 @@ def layer_spectra(
 
 def layer_spectra_frame(spectra: Mapping[str, Spectrum], *, cutoff: float = 0.5) -> pd.DataFrame:
     """Tidy per-layer summary: ``layer, metric, value`` with metrics ``hf_share`` (of the
-    channel-averaged spectrum), ``hf_share_std`` (across channels) and ``centroid``."""
+    channel-averaged spectrum), ``hf_share_std`` (across channels) and ``centroid``. A layer
+    whose maps are constant has no spatial frequencies: its values are NaN, with an
+    :class:`ExplorerWarning` naming it."""
     records = []
+    flat = []
     for layer, spec in spectra.items():
+        spec = _check_spectrum(spec, f"spectra[{layer!r}]")
         mean = Spectrum(spec.freqs, spec.power.mean(0), spec.kind, spec.edges)
         per_channel = high_frequency_share(spec, cutoff)
         values = {
@@ -387,4 +421,13 @@ def layer_spectra_frame(spectra: Mapping[str, Spectrum], *, cutoff: float = 0.5)
             "centroid": float(spectral_centroid(mean)),
         }
         records += [{"layer": layer, "metric": m, "value": v} for m, v in values.items()]
+        if not np.isfinite(list(values.values())).all():
+            flat.append(str(layer))
+    if flat:
+        warnings.warn(
+            f"layer(s) {flat[:5]} have constant maps (no power beyond DC): their hf_share, "
+            "hf_share_std or centroid are NaN",
+            ExplorerWarning,
+            stacklevel=2,
+        )
     return tidy(records)

@@ -24,7 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from explorer.analysis.frames import tidy
 from explorer.analysis.spectra.fourier import grid_maps, spectrum_distance
 from explorer.device import DeviceLike, as_numpy, resolve_device
-from explorer.validation import check_positive_int
+from explorer.validation import check_array, check_number, check_positive_int, check_seed, rescale
 
 __all__ = ["FourierSweep", "fourier_feature_sweep", "psnr"]
 
@@ -57,9 +57,14 @@ def psnr(prediction: Any, target: Any, *, peak: float | None = None) -> np.ndarr
 
     ``peak`` defaults to the target's range (max − min), so signals in any units compare.
     """
-    p = as_numpy(prediction, dtype=np.float64)
-    t = as_numpy(target, dtype=np.float64)
-    peak = float(t.max() - t.min()) if peak is None else float(peak)
+    p = as_numpy(check_array(prediction, "prediction", min_ndim=2), dtype=np.float64)
+    t = as_numpy(check_array(target, "target", min_ndim=2), dtype=np.float64)
+    if peak is not None:
+        peak = check_number(peak, "peak", low=0.0, low_open=True)
+    # PSNR is scale-free when prediction, target and peak scale together: one power of two
+    _, e = rescale(np.array([np.abs(p).max(initial=0.0), np.abs(t).max(initial=0.0)]))
+    p, t = np.ldexp(p, -e), np.ldexp(t, -e)
+    peak = float(t.max() - t.min()) if peak is None else float(np.ldexp(peak, -e))
     if peak <= 0:
         raise ValueError("target is constant: PSNR needs a positive peak (pass peak=...)")
     mse = ((p - t) ** 2).mean(axis=(-2, -1))
@@ -108,7 +113,7 @@ def fourier_feature_sweep(
     n_fourier: int = 64,
     steps: int = 300,
     lr: float = 1e-3,
-    seed: int = 0,
+    seed: int | None = 0,
     batched: bool = True,
     device: DeviceLike = "auto",
 ) -> FourierSweep:
@@ -121,14 +126,18 @@ def fourier_feature_sweep(
     """
     from explorer.models import MLP, MLPConfig
 
-    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    sig = as_numpy(check_array(sigmas, "sigmas", finite=False), dtype=np.float64).reshape(-1)
     if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
         raise ValueError(
             f"sigmas must be positive finite Fourier-feature scales, got {list(sigmas)}"
         )
     steps = check_positive_int(steps, "steps")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    lr = check_number(lr, "lr", low=0.0, low_open=True)
+    for name, value in (("width", width), ("depth", depth), ("n_fourier", n_fourier)):
+        check_positive_int(value, name)
+    seed = check_seed(seed)
+    if seed is None:  # unseeded: a fresh seed, shared by every σ as always
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
     meta = getattr(task, "meta", {})
     if not {"x_grid", "y_grid", "shape"} <= set(meta):
         raise ValueError(

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from explorer.analysis.spectra.fourier import Spectrum, power_spectrum
+from explorer.analysis.spectra.fourier import Spectrum, _check_spectrum, power_spectrum
 from explorer.device import DeviceLike, as_numpy
-from explorer.validation import check_finite, check_positive_int
+from explorer.validation import check_array, check_finite, check_number, check_positive_int, rescale
 
 __all__ = ["fourier_concentration", "key_frequencies", "logit_fourier_power", "zp_fourier_power"]
 
@@ -24,10 +24,13 @@ def zp_fourier_power(x: Any, *, axis: int = 0, device: DeviceLike = "auto") -> S
 
     Normalised so that ``power.sum() == (x**2).sum() / p`` (Parseval per feature, summed).
     """
-    if not hasattr(x, "shape"):
-        x = np.asarray(x)
+    x = check_array(x, "x")
     if x.ndim < 1:
         raise ValueError("x must have at least one axis indexed by residues a = 0 … p-1")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis={axis} is out of range for x of shape {tuple(x.shape)}")
     moved = x.movedim(axis, -1) if hasattr(x, "movedim") else np.moveaxis(x, axis, -1)
     spec = power_spectrum(moved, device=device)
     p = int(moved.shape[-1])
@@ -43,7 +46,7 @@ def logit_fourier_power(logits: Any) -> Spectrum:
     p // 2 (±k folded, k = 0 is 0); ``power.sum()`` is the share of the logits' non-constant
     power that depends on a + b only through those modes (1.0 for a perfect Fourier circuit).
     """
-    arr = as_numpy(logits, dtype=np.float64)
+    arr = as_numpy(check_array(logits, "logits", finite=False), dtype=np.float64)
     if arr.ndim == 2:
         p = int(round(np.sqrt(arr.shape[0])))
         if p * p != arr.shape[0]:
@@ -52,6 +55,7 @@ def logit_fourier_power(logits: Any) -> Spectrum:
     if arr.ndim != 3 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"logits must be (p, p, C) or (p*p, C), got shape {arr.shape}")
     check_finite(arr, "logits")
+    arr, _ = rescale(arr)  # a share of power: scale-free
     p = arr.shape[0]
     f = np.fft.fft2(arr, axes=(0, 1))
     power = (np.abs(f) ** 2).sum(-1)  # (p, p)
@@ -67,7 +71,7 @@ def logit_fourier_power(logits: Any) -> Spectrum:
 
 
 def _ac(spectrum: Spectrum) -> np.ndarray:
-    power = np.asarray(spectrum.power, dtype=np.float64)
+    power = np.asarray(_check_spectrum(spectrum).power, dtype=np.float64)
     if power.ndim != 1:
         raise ValueError(f"expected one spectrum (k,), got power of shape {power.shape}")
     return power[1:]
@@ -84,8 +88,7 @@ def key_frequencies(
         top = check_positive_int(top, "top")
         chosen = order[:top]
     else:
-        if not 0.0 < coverage <= 1.0:
-            raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
+        coverage = check_number(coverage, "coverage", low=0.0, high=1.0, low_open=True)
         total = ac.sum()
         if total <= 0:
             return []

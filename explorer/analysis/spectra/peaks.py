@@ -18,7 +18,7 @@ import numpy as np
 from explorer.analysis.spectra._backend import engine_for, fft2_power, to_engine
 from explorer.analysis.spectra.fourier import _check_signal
 from explorer.device import DeviceLike, as_numpy
-from explorer.validation import check_positive_int
+from explorer.validation import check_positive_int, rescale
 
 __all__ = ["mean_power_2d", "repeated_peak_prominence"]
 
@@ -46,7 +46,8 @@ def repeated_peak_prominence(maps: Any, copies: int, *, device: DeviceLike = "au
     lattice frequencies carry 10× the power of the frequencies around them.
     """
     copies = check_positive_int(copies, "copies", minimum=2)
-    power = mean_power_2d(maps, device=device)
+    x = rescale(_check_signal(maps, "maps", 2, scale_free=True))[0]  # log ratios: scale-free
+    power = mean_power_2d(x, device=device)
     h, w = power.shape
     if h % copies or w % copies or min(h, w) // copies < 2:
         raise ValueError(

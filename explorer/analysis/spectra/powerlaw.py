@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from explorer.device import as_numpy
 from explorer.kernels.spectra import powerlaw_xmin_scan
-from explorer.validation import check_finite, check_positive_int
+from explorer.validation import check_array, check_number, check_positive_int, check_seed
 
 __all__ = ["PowerLawFit", "fit_power_law"]
 
@@ -75,7 +76,7 @@ def fit_power_law(
     xmin: float | None = None,
     min_tail: int = 10,
     n_bootstrap: int = 0,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> PowerLawFit:
     """Fit p(x) ∝ x^(−alpha) to the tail of positive ``values`` (n,), e.g. an ESD.
 
@@ -86,10 +87,12 @@ def fit_power_law(
     bulk from the data below xmin and the tail from the fit, then refits xmin), seeded by
     ``seed``.
     """
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    check_finite(x, "values")
+    x = as_numpy(check_array(values, "values"), dtype=np.float64).reshape(-1)
     min_tail = check_positive_int(min_tail, "min_tail", minimum=2)
     n_bootstrap = check_positive_int(n_bootstrap, "n_bootstrap", minimum=0)
+    seed = check_seed(seed)
+    if xmin is not None:
+        xmin = check_number(xmin, "xmin", low=0.0, low_open=True)
     x = np.sort(x[x > 0])
     if x.size < min_tail:
         raise ValueError(
@@ -111,7 +114,7 @@ def _bootstrap_p(
     n_tail: int,
     min_tail: int,
     n_bootstrap: int,
-    seed: int,
+    seed: int | None,
 ) -> float:
     """Fraction of synthetic data sets (same n, same bulk, fitted tail) whose refit D ≥ ``d``."""
     rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ import torch
 from explorer.analysis.spectra._backend import engine_for, to_engine
 from explorer.analysis.spectra.fourier import Spectrum, _check_signal, _radial
 from explorer.device import DeviceLike, as_numpy
-from explorer.validation import check_positive_int
+from explorer.validation import check_array, check_magnitude, check_positive_int
 
 __all__ = ["kernel_frequency_response", "mixing_frequency_response"]
 
@@ -32,9 +32,9 @@ def kernel_frequency_response(
     A state-space model's convolution kernel (C Aᵏ B)ₖ is 1-D taps.
     """
     n_fft = check_positive_int(n_fft, "n_fft", minimum=4)
-    if not hasattr(kernel, "shape"):
-        kernel = np.asarray(kernel)
-    if ndim not in (1, 2) or kernel.ndim < ndim:
+    kernel = check_array(kernel, "kernel")
+    check_magnitude(kernel, "kernel")
+    if isinstance(ndim, bool) or ndim not in (1, 2) or kernel.ndim < ndim:
         raise ValueError(
             f"kernel must have ndim >= {ndim} (ndim must be 1 or 2), got shape {tuple(kernel.shape)}"
         )

@@ -23,6 +23,7 @@ by default slices per kernel position instead).
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,7 +36,8 @@ from explorer.analysis.frames import tidy
 from explorer.analysis.spectra._backend import engine_for
 from explorer.analysis.spectra.powerlaw import fit_power_law
 from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
-from explorer.validation import check_array, check_finite, check_matrix, check_positive_int
+from explorer.errors import ExplorerWarning
+from explorer.validation import check_array, check_magnitude, check_matrix, check_positive_int
 
 __all__ = [
     "esd",
@@ -68,7 +70,11 @@ def singular_values(w: Any, *, centre: bool = False, device: DeviceLike = "auto"
 
 
 def esd(w: Any, *, device: DeviceLike = "auto") -> np.ndarray:
-    """Eigenvalues of WᵀW (the empirical spectral density's support), λ = σ², descending."""
+    """Eigenvalues of WᵀW (the empirical spectral density's support), λ = σ², descending.
+
+    λ is in w's units squared: w must stay within about 1e±100 (λ within float64)."""
+    w = check_array(w, "w", min_ndim=2)
+    check_magnitude(w, "w")
     return singular_values(w, device=device) ** 2
 
 
@@ -149,8 +155,9 @@ def layer_esds(
 def esd_metrics(eigenvalues: Any, *, min_tail: int = 10) -> dict[str, float]:
     """Heavy-tail and norm metrics of one ESD (see the module table). A tail that cannot be
     fitted (e.g. all eigenvalues equal, as for an orthogonal matrix) gives NaN fit metrics."""
-    lam = np.sort(np.asarray(eigenvalues, dtype=np.float64).reshape(-1))[::-1]
-    check_finite(lam, "eigenvalues")
+    min_tail = check_positive_int(min_tail, "min_tail", minimum=2)
+    lam = as_numpy(check_array(eigenvalues, "eigenvalues"), dtype=np.float64).reshape(-1)
+    lam = np.sort(lam)[::-1]
     if lam.size == 0 or lam[0] <= 0:
         raise ValueError("eigenvalues must contain a positive value (is the matrix all zeros?)")
     lam_max, norm = float(lam[0]), float(lam.sum())
@@ -163,7 +170,13 @@ def esd_metrics(eigenvalues: Any, *, min_tail: int = 10) -> dict[str, float]:
     }
     try:
         fit = fit_power_law(lam, min_tail=min(min_tail, max(2, int((lam > 0).sum()))))
-    except ValueError:
+    except ValueError as err:
+        warnings.warn(
+            f"the ESD's tail cannot be fitted ({err}); alpha, alpha_weighted, ks_distance, xmin "
+            "and n_tail are NaN",
+            ExplorerWarning,
+            stacklevel=2,
+        )
         nan = float("nan")
         return {
             **metrics,
@@ -195,6 +208,7 @@ def weight_spectra(
     ``select`` goes to :func:`weight_matrices` (include, exclude, min_dim, embeddings). Pivot
     with ``df.pivot(index="layer", columns="metric", values="value")`` for one row per layer.
     """
+    min_tail = check_positive_int(min_tail, "min_tail", minimum=2)
     mats = weight_matrices(model, **select)
     esds = layer_esds(model, device=device, **select)
     records = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -163,3 +164,162 @@ def test_tied_weights_save_and_reload(tmp_path):
     load_checkpoint(path, other)
     assert torch.equal(other[0].weight, model[0].weight)
     assert torch.equal(other[1].weight, model[1].weight)
+
+
+# ------------------------------------------------------------ all-or-nothing load (issue 19)
+
+
+def _craft(path, edit):  # type: ignore[no-untyped-def]
+    """Rewrite a checkpoint's JSON header with ``edit(header)`` (what a crafted file holds)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        header = json.loads(f.metadata()["explorer"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    edit(header)
+    save_file(tensors, str(path), metadata={"explorer": json.dumps(header)})
+    return path
+
+
+def _snapshot(model, opt):  # type: ignore[no-untyped-def]
+    import copy
+
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+
+
+def _unchanged(model, opt, before) -> bool:  # type: ignore[no-untyped-def]
+    weights, opt_state = before
+    now = opt.state_dict()
+    same_state = now["state"].keys() == opt_state["state"].keys() and all(
+        _equal_state(now["state"][i], opt_state["state"][i]) for i in now["state"]
+    )
+    return (
+        _equal_state(model.state_dict(), weights)
+        and now["param_groups"] == opt_state["param_groups"]
+        and same_state
+    )
+
+
+def _adam_checkpoint(tmp_path):  # type: ignore[no-untyped-def]
+    source = MLP(width=8, seed=1)
+    opt = torch.optim.Adam(source.parameters(), lr=1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        source(torch.rand(4, 2)).pow(2).mean().backward()
+        opt.step()
+    return save_checkpoint(tmp_path / "adam.safetensors", source, optimizer=opt)
+
+
+def _live(opt_cls=torch.optim.Adam, groups: int = 1):  # type: ignore[no-untyped-def]
+    model = MLP(width=8, seed=2)
+    params = list(model.parameters())
+    if groups == 1:
+        opt = opt_cls(params, lr=0.1)
+    else:
+        opt = opt_cls([{"params": params[:2]}, {"params": params[2:]}], lr=0.1)
+    opt.zero_grad()
+    model(torch.rand(3, 2)).pow(2).mean().backward()
+    opt.step()  # live optimizer with state of its own
+    return model, opt
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("sgd", "holds Adam state but a SGD"),
+        ("two groups", "1 parameter group.* but the optimizer has 2"),
+        ("step boom", r"'step' of parameter 0 must be a finite number, got 'boom'"),
+        ("lr string", r"parameter group 0 has an invalid 'lr': 'fast'"),
+        ("betas", r"invalid 'betas'"),
+        ("optimizer string", "header field 'optimizer' must be a JSON object"),
+        ("state shape", r"optimizer state 'optimizer.state.0.exp_avg' has shape"),
+    ],
+)
+def test_failed_load_leaves_model_and_optimizer_exactly_as_before(tmp_path, case, match):
+    path = _adam_checkpoint(tmp_path)
+    edits = {
+        "step boom": lambda h: h["optimizer"]["scalars"].setdefault("0", {}).update(step="boom"),
+        "lr string": lambda h: h["optimizer"]["param_groups"][0].update(lr="fast"),
+        "betas": lambda h: h["optimizer"]["param_groups"][0].update(betas=[0.9]),
+        "optimizer string": lambda h: h.update(optimizer="x"),
+    }
+    if case in edits:
+        _craft(path, edits[case])
+    if case == "state shape":
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        tensors = load_file(str(path))
+        tensors["optimizer.state.0.exp_avg"] = torch.zeros(3, 3)
+        save_file(tensors, str(path), metadata=meta)
+    opt_cls = torch.optim.SGD if case == "sgd" else torch.optim.Adam
+    model, opt = _live(opt_cls, groups=2 if case == "two groups" else 1)
+    before = _snapshot(model, opt)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path, model, optimizer=opt)
+    assert _unchanged(model, opt, before)
+    opt.zero_grad()
+    model(torch.rand(3, 2)).pow(2).mean().backward()
+    opt.step()  # the optimizer still works
+
+
+def test_a_crafted_config_is_refused_before_anything_is_allocated(tmp_path, monkeypatch):
+    import explorer.train.checkpoint as ck
+
+    path = save_checkpoint(tmp_path / "m.safetensors", MLP(width=8))
+    built_on = []
+    real = ck.build_model
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        built_on.append(torch.get_default_device().type)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "build_model", spy)
+    _craft(path, lambda h: h["config"].update(width=200_000))
+    with pytest.raises(CheckpointError, match=r"width=200000 is larger than the file could hold"):
+        load_checkpoint(path)
+    _craft(path, lambda h: h["config"].update(width=4096))  # under the bound: meta build only
+    with pytest.raises(CheckpointError, match=r"shape mismatch"):
+        load_checkpoint(path)
+    assert "cpu" not in built_on  # nothing was built on a real device
+    for bad, match in [
+        ("a string", "header field 'config' must be a JSON object"),
+        ({"kind": "mlp", "width": "wide"}, "cannot rebuild the model from its config"),
+        ({"kind": "nope"}, "cannot rebuild the model from its config"),
+    ]:
+        _craft(path, lambda h, b=bad: h.update(config=b))
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(path)
+
+
+def test_stale_temp_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, safetensors.torch as st\n"
+        "from explorer.models import MLP\n"
+        "from explorer.train import save_checkpoint\n"
+        "real = st.save_file\n"
+        "def killed(*a, **k):\n"
+        "    real(*a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # kill -9 after the temp file is written\n"
+        "import explorer.train.checkpoint as ck\n"
+        "ck.save_file = killed\n"
+        "save_checkpoint(sys.argv[1], MLP(width=64))\n"
+    )
+    target = tmp_path / "m.safetensors"
+    run = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True)
+    assert run.returncode == -9
+    temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(temps) == 1 and not target.exists()
+    in_flight = tmp_path / f".m.safetensors.{os.getpid()}.abcd1234.tmp"  # a live writer's
+    in_flight.write_bytes(b"being written")
+    save_checkpoint(target, MLP(width=4))
+    assert {p.name for p in tmp_path.iterdir()} == {"m.safetensors", in_flight.name}
+    load_checkpoint(target)

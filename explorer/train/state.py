@@ -10,17 +10,21 @@ __all__ = ["GoodState", "TrainingDiverged", "all_finite"]
 
 
 class TrainingDiverged(RuntimeError):
-    """A step produced a NaN/inf loss or gradient; the last good state was restored.
+    """A step diverged (a NaN/inf or exploding loss or gradient) and training stopped.
 
-    ``step`` is the update that failed, ``restored_step`` the step count after restoring,
-    ``reason`` a sentence for the user.
+    ``step`` is the update that failed, ``restored_step`` the step count afterwards,
+    ``restored`` whether a saved good state was put back (False at step 0, where there is
+    none, and when the weights were fine and kept), ``reason`` a sentence for the user.
     """
 
-    def __init__(self, reason: str, step: int, restored_step: int) -> None:
+    def __init__(
+        self, reason: str, step: int, restored_step: int, *, restored: bool = True
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.step = step
         self.restored_step = restored_step
+        self.restored = restored
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:

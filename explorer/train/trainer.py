@@ -1,15 +1,27 @@
 """A training stepper: ``step()`` and ``run(n)`` yield metric dicts; nothing is printed.
 
 Deterministic given ``config.seed`` (model built from a factory under that seed, minibatch
-order and dropout from the trainer's own generators). A NaN/inf loss or gradient restores the
-last good state and raises :class:`TrainingDiverged` with the reason; the trainer stays usable.
+order and dropout from the trainer's own generators).
+
+Divergence you can recover from: a step stops with :class:`TrainingDiverged` when the loss or
+the gradient norm is NaN/inf, when the loss explodes (above ``config.explode_loss`` × the
+larger of the first loss and the largest of the last ``explode_window`` accepted losses) or the
+gradient norm spikes (above ``config.explode_grad`` × the median of the last ``explode_window``
+norms; not checked when ``grad_clip`` bounds the update). Before raising it puts back the last
+state that was actually good — weights, buffers and optimizer state of the last step whose loss
+stayed within the recent range — so "lower the learning rate, then continue" works:
+``trainer.config = trainer.config.with_(lr=...)`` then ``trainer.step()``. A bad loss on one
+batch from weights that are still fine on the previous batch keeps those weights (the batch is
+at fault, not the last update).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,9 +33,10 @@ from torch import nn
 from explorer.analysis.frames import tidy
 from explorer.device import as_torch, resolve_device
 from explorer.train.config import TaskLike, TrainConfig
-from explorer.train.objectives import batch_loss, resolve_loss
+from explorer.train.objectives import IGNORE, batch_loss, resolve_loss
 from explorer.train.optim import build_optimizer, lr_at, set_lr
 from explorer.train.state import GoodState, TrainingDiverged, all_finite
+from explorer.validation import check_array
 
 __all__ = ["ModelSource", "Trainer", "build_seeded", "task_tensors"]
 
@@ -55,15 +68,15 @@ def build_seeded(factory: ModelFactory, seed: int) -> nn.Module:
     return model
 
 
-def _as_input(x: Any, device: torch.device) -> torch.Tensor:
-    t = as_torch(x, device=device)
+def _as_input(x: Any, device: torch.device, name: str = "x") -> torch.Tensor:
+    t = as_torch(check_array(x, name, finite=False), device=device)
     if t.is_floating_point():
         return t.float()
     return t.long()
 
 
-def _as_target(y: Any, device: torch.device, loss: str) -> torch.Tensor:
-    t = as_torch(y, device=device)
+def _as_target(y: Any, device: torch.device, loss: str, name: str = "y") -> torch.Tensor:
+    t = as_torch(check_array(y, name, finite=False), device=device)
     if loss == "ce":
         if t.is_floating_point():
             if not torch.equal(t, t.round()):
@@ -76,16 +89,18 @@ def _as_target(y: Any, device: torch.device, loss: str) -> torch.Tensor:
 
 def task_tensors(task: TaskLike, device: torch.device, loss: str) -> dict[str, torch.Tensor]:
     """The task's splits as tensors on ``device``: inputs float32 (or int64 tokens), targets
-    int64 for cross-entropy and float32 for MSE. Validates sizes and finiteness."""
+    int64 for cross-entropy and float32 for MSE. Validates dtypes, sizes and finiteness, and
+    copies: editing the task's arrays later cannot reach the validated tensors."""
     for attr in ("x_train", "y_train", "x_test", "y_test"):
         if not hasattr(task, attr):
             raise TypeError(f"task must have x_train, y_train, x_test, y_test; {attr} is missing")
     out = {
-        "x_train": _as_input(task.x_train, device),
-        "y_train": _as_target(task.y_train, device, loss),
-        "x_test": _as_input(task.x_test, device),
-        "y_test": _as_target(task.y_test, device, loss),
+        "x_train": _as_input(task.x_train, device, "x_train"),
+        "y_train": _as_target(task.y_train, device, loss, "y_train"),
+        "x_test": _as_input(task.x_test, device, "x_test"),
+        "y_test": _as_target(task.y_test, device, loss, "y_test"),
     }
+    out = {k: v.clone() for k, v in out.items()}  # never a view of the caller's arrays
     for split in ("train", "test"):
         x, y = out[f"x_{split}"], out[f"y_{split}"]
         if len(x) != len(y):
@@ -96,7 +111,50 @@ def task_tensors(task: TaskLike, device: torch.device, loss: str) -> dict[str, t
             raise ValueError(f"y_{split} contains NaN or inf; clean the data before training")
     if len(out["x_train"]) == 0:
         raise ValueError("the task has no training samples")
+    if loss == "ce":
+        for split in ("train", "test"):
+            y = out[f"y_{split}"]
+            bad = (y < 0) & (y != IGNORE)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"y_{split} holds negative class ids (e.g. {int(y[bad][0])}); classes are "
+                    f"0 … C−1 ({IGNORE} marks targets to ignore)"
+                )
     return out
+
+
+@torch.no_grad()
+def check_output_width(model: nn.Module, data: dict[str, torch.Tensor], loss: str) -> None:
+    """Run ``model`` (eval mode) on two training inputs: its output must fit the targets —
+    for cross-entropy, more classes than the largest label; for MSE, the targets' size."""
+    was = model.training
+    model.eval()
+    try:
+        out = model(data["x_train"][:2])
+    finally:
+        model.train(was)
+    y = data["y_train"][:2]
+    if loss == "ce":
+        n_classes = int(out.shape[-1])
+        for split in ("train", "test"):
+            targets = data[f"y_{split}"]
+            valid = targets[targets != IGNORE]
+            top = int(valid.max()) if valid.numel() else -1
+            if top >= n_classes:
+                raise ValueError(
+                    f"y_{split} has class ids up to {top}, but the model outputs {n_classes} "
+                    f"classes (its last layer's width): build it with {top + 1} outputs or more"
+                )
+        if out.shape[:-1] != y.shape:
+            raise ValueError(
+                f"cross-entropy needs logits of shape targets.shape + (n_classes,), got "
+                f"{tuple(out.shape)} for targets {tuple(y.shape)}"
+            )
+    elif out[0].numel() != y[0].numel():
+        raise ValueError(
+            f"the model outputs {tuple(out.shape[1:])} per sample but the targets are "
+            f"{tuple(y.shape[1:])}: its output width must match them for MSE"
+        )
 
 
 def _uses_dropout(model: nn.Module) -> bool:
@@ -110,8 +168,11 @@ class Trainer:
     ``config.seed``, so runs are reproducible and :meth:`reset` rebuilds it). Keyword
     ``overrides`` replace fields of ``config`` (``Trainer(model, task, lr=1e-3)``).
 
-    Attributes: ``model``, ``optimizer``, ``config``, ``global_step`` (updates applied),
-    ``history`` (one metric dict per step), ``diverged`` (reason string or None).
+    Attributes: ``model``, ``optimizer``, ``config`` (assign a changed copy to retune a live
+    run: lr, weight decay, momentum, clipping, batch size, schedule and the divergence
+    thresholds apply from the next step), ``global_step`` (updates applied), ``history`` (one
+    metric dict per step), ``diverged`` (reason string or None). The task's data is validated
+    and copied; the model's output width is checked against the labels before training.
     """
 
     def __init__(
@@ -122,7 +183,9 @@ class Trainer:
         **overrides: Any,
     ) -> None:
         config = config or TrainConfig()
-        self.config = config.with_(**overrides) if overrides else config
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self._config = config.with_(**overrides) if overrides else config
         self.task = task
         self.device = resolve_device(self.config.device)
         self.loss_name = resolve_loss(task, self.config.loss)
@@ -147,11 +210,17 @@ class Trainer:
         else:
             model = build_seeded(self._source, self.config.seed)
         self.model = model.to(self.device)
-        self.optimizer = build_optimizer(list(self.model.parameters()), self.config)
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("the model has no trainable parameters")
+        check_output_width(self.model, self.data, self.loss_name)
+        self.optimizer = build_optimizer(list(self.model.parameters()), self.config)
         self._good = GoodState(self.model, self.optimizer)
+        window = self.config.explode_window
+        self._losses: deque[tuple[int, float]] = deque(maxlen=window)  # (step, accepted loss)
+        self._grads: deque[tuple[int, float]] = deque(maxlen=window)
+        self._first_loss: float | None = None
+        self._last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self._batch_gen = torch.Generator().manual_seed(self.config.seed)
         self._order = torch.empty(0, dtype=torch.long)
         self._cursor = 0
@@ -163,6 +232,34 @@ class Trainer:
         self.global_step = 0
         self.history: list[dict[str, float]] = []
         self.diverged: str | None = None
+
+    @property
+    def config(self) -> TrainConfig:
+        return self._config
+
+    @config.setter
+    def config(self, new: TrainConfig) -> None:
+        """Retune the live run (``trainer.config = trainer.config.with_(lr=1e-3)``); the
+        optimizer, seed, device and loss are fixed for a Trainer's life."""
+        if not isinstance(new, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(new).__name__}")
+        fixed = [
+            f
+            for f in ("optimizer", "seed", "device", "loss")
+            if getattr(new, f) != getattr(self._config, f)
+        ]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change on a live Trainer: build a new Trainer"
+            )
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = new.weight_decay
+            if "momentum" in group:
+                group["momentum"] = new.momentum
+        if new.explode_window != self._config.explode_window:
+            self._losses = deque(self._losses, maxlen=new.explode_window)
+            self._grads = deque(self._grads, maxlen=new.explode_window)
+        self._config = new
 
     @property
     def n_train(self) -> int:
@@ -187,32 +284,106 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss, acc = batch_loss(self.model(x), y, self.loss_name)
         loss_value = float(loss.detach())
-        if not np.isfinite(loss_value):
-            self._diverge(f"the training loss became {loss_value} at step {step}")
-        self._good.save(step)
+        problem = self._loss_problem(loss_value)
+        if problem:
+            previous = self._last_batch
+            if previous is not None and not self._loss_problem(self._eval_loss(*previous)):
+                self._diverge(f"{problem} at step {step} on this batch", keep=True)
+            self._diverge(f"{problem} at step {step}")
+        if not self._losses or loss_value <= max(v for _, v in self._losses):
+            self._good.save(step)  # within the recent range: a state to come back to
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
         clip = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self._params, clip))
-        if not np.isfinite(grad_norm) or not all_finite(grads):
-            self._diverge(f"the gradient norm became {grad_norm} at step {step}")
+        problem = self._grad_problem(grad_norm, grads)
+        if problem:
+            self._diverge(f"{problem} at step {step}")
         lr = lr_at(step, self.config)
         set_lr(self.optimizer, lr)
         self.optimizer.step()
+        self._losses.append((step, loss_value))
+        self._grads.append((step, grad_norm))
+        self._first_loss = loss_value if self._first_loss is None else self._first_loss
+        self._last_batch = (x, y)
         metrics = {"step": step + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
         if acc is not None:
             metrics["acc"] = float(acc)
         return metrics
 
-    def _diverge(self, what: str) -> None:
+    def _loss_problem(self, value: float) -> str | None:
+        """Why a loss stops training (non-finite, or exploded), or None."""
+        if not np.isfinite(value):
+            return f"the training loss became {value}"
+        factor = self.config.explode_loss
+        if factor is None or not self._losses:
+            return None
+        assert self._first_loss is not None
+        ref = max(self._first_loss, max(v for _, v in self._losses))
+        if value > factor * ref:
+            return (
+                f"the training loss exploded to {value:.3g}, more than {factor:g}× its recent "
+                f"maximum {ref:.3g}"
+            )
+        return None
+
+    def _grad_problem(self, norm: float, grads: list[torch.Tensor]) -> str | None:
+        """Why a gradient stops training (non-finite, or a spike), or None."""
+        if not np.isfinite(norm) or not all_finite(grads):
+            return f"the gradient norm became {norm}"
+        factor = self.config.explode_grad
+        if factor is None or self.config.grad_clip is not None or len(self._grads) < 10:
+            return None
+        typical = statistics.median(v for _, v in self._grads)
+        if typical > 0 and norm > factor * typical:
+            return (
+                f"the gradient norm spiked to {norm:.3g}, more than {factor:g}× its recent "
+                f"median {typical:.3g}"
+            )
+        return None
+
+    @torch.no_grad()
+    def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """The current weights' loss on a batch, in eval mode (no dropout, no RNG used)."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            return float(batch_loss(self.model(x), y, self.loss_name)[0])
+        finally:
+            self.model.train(was)
+
+    def _diverge(self, what: str, *, keep: bool = False) -> None:
+        """Stop: keep the current weights (``keep``: the batch, not the weights, is at fault)
+        or put back the last good state; then raise :class:`TrainingDiverged`."""
         failed = self.global_step
-        restored = self._good.restore() if self._good.step >= 0 else failed
         self.optimizer.zero_grad(set_to_none=True)
-        self.global_step = restored
-        del self.history[restored:]
         hint = "lower the learning rate, add gradient clipping or weight decay, then continue"
-        self.diverged = f"Diverged: {what}. Restored the weights from step {restored}; {hint}."
-        raise TrainingDiverged(self.diverged, failed, restored)
+        if keep:
+            restored, note = (
+                False,
+                (
+                    f"The weights after step {failed} give a normal loss on the previous batch, so "
+                    "they were kept"
+                ),
+            )
+        elif self._good.step < 0:
+            restored, note = (
+                False,
+                (
+                    "The initial weights already fail, so there is nothing to restore: check the "
+                    "model, its initialisation and the data"
+                ),
+            )
+        else:
+            restored = True
+            self.global_step = self._good.restore()
+            del self.history[self.global_step :]
+            for window in (self._losses, self._grads):
+                while window and window[-1][0] >= self.global_step:
+                    window.pop()
+            note = f"Restored the last good state, from step {self.global_step}"
+        self.diverged = f"Diverged: {what}. {note}; {hint}."
+        raise TrainingDiverged(self.diverged, failed, self.global_step, restored=restored)
 
     def step(self) -> dict[str, float]:
         """One optimizer update. Returns ``{"step", "loss", "lr", "grad_norm"[, "acc"]}`` plus

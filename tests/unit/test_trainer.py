@@ -297,3 +297,131 @@ def test_run_stops_on_request_and_history_is_tidy():
     assert list(df.columns) == ["step", "metric", "value"]
     assert set(df.metric) >= {"loss", "train_loss", "test_acc", "lr", "grad_norm"}
     assert (df[df.metric == "test_acc"].step == [1, 2]).all()
+
+
+# ---------------------------------------------------------------- divergence you can recover from
+
+
+def _train_loss(t: Trainer) -> float:
+    with torch.no_grad():
+        return float(batch_loss(t.model(t.data["x_train"]), t.data["y_train"], "ce")[0])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_explosion_at_lr_1e3_stops_keeps_a_good_state_and_lower_lr_continues(optimizer):
+    task = xor_task()
+    t = Trainer(relu_mlp, task, optimizer=optimizer, lr=1e3)
+    first = _train_loss(t)
+    with pytest.raises(TrainingDiverged, match=r"exploded|became") as info:
+        for _ in t.run(50):
+            pass
+    assert info.value.step <= 10 and info.value.restored  # caught within a few steps
+    restored = _train_loss(t)
+    assert restored <= 2 * first  # a state that was actually good, not loss 1e21
+    t.config = t.config.with_(lr=1e-2)  # lower the learning rate, then continue
+    losses = [m["loss"] for m in t.run(150)]
+    assert all(math.isfinite(v) for v in losses) and t.diverged is None
+    assert np.mean(losses[-10:]) < restored
+
+
+class _NaNOnce(nn.Module):
+    """Fine weights, but the forward pass of one training call gives NaN (a bad batch)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.net, self.calls, self.at = mlp(), 0, at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                out = out * float("nan")
+        return out
+
+
+def test_a_nan_loss_from_one_batch_keeps_the_last_good_update():
+    t = Trainer(_NaNOnce(at=5), xor_task(), lr=1e-2)
+    for _ in t.run(4):
+        pass
+    before = params_of(t.model).clone()
+    with pytest.raises(TrainingDiverged, match="kept") as info:
+        t.step()
+    assert not info.value.restored and info.value.restored_step == 4 == t.global_step
+    assert torch.equal(params_of(t.model), before) and len(t.history) == 4
+    assert math.isfinite(t.step()["loss"])  # and training goes on
+
+
+class _NaNInit(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.lin.weight[0, 0] = float("nan")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def test_nan_at_step_0_does_not_report_a_restore_that_did_not_happen():
+    with pytest.raises(TrainingDiverged, match="nothing to restore") as info:
+        Trainer(_NaNInit(), xor_task()).step()
+    assert not info.value.restored and info.value.step == info.value.restored_step == 0
+    assert "Restored" not in info.value.reason
+
+
+def test_gradient_spike_stops_without_clipping_and_thresholds_are_configurable():
+    task = xor_task()
+    noisy = {"optimizer": "sgd", "lr": 1e-2, "batch_size": 4, "explode_grad": 1.5}
+    t = Trainer(relu_mlp, task, **noisy)
+    with pytest.raises(TrainingDiverged, match="spiked"):
+        for _ in t.run(200):  # batches of 4: a 1.5× spike over the median comes soon
+            pass
+    quiet = Trainer(relu_mlp, task, **noisy, grad_clip=1.0)
+    assert len(list(quiet.run(200))) == 200  # clipping bounds the update: no spike check
+    off = Trainer(relu_mlp, task, optimizer="sgd", lr=1e6, explode_loss=None, explode_grad=None)
+    with pytest.raises(TrainingDiverged, match="became"):  # non-finite always stops
+        for _ in off.run(100):
+            pass
+
+
+def test_the_trainer_copies_the_data_it_validated():
+    task = xor_task()
+    t = Trainer(mlp, task)
+    task.x_train[:] = np.nan  # edited in place after validation: the trainer does not see it
+    task.y_train[:] = 7
+    assert torch.isfinite(t.data["x_train"]).all() and int(t.data["y_train"].max()) == 1
+    assert math.isfinite(t.step()["loss"])
+
+
+def test_labels_and_output_width_are_checked_before_training():
+    task = xor_task()
+    task.y_train = task.y_train.copy()
+    task.y_train[0] = 5
+    with pytest.raises(ValueError, match=r"class ids up to 5, but the model outputs 2 classes"):
+        Trainer(mlp, task)
+    task.y_train[0] = -3
+    with pytest.raises(ValueError, match="negative class ids"):
+        Trainer(mlp, task)
+    reg = SimpleNamespace(
+        name="r", kind="regression", meta={},
+        x_train=np.zeros((8, 2), np.float32), y_train=np.zeros((8, 3), np.float32),
+        x_test=np.zeros((2, 2), np.float32), y_test=np.zeros((2, 3), np.float32),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"outputs \(2,\) per sample but the targets are \(3,\)"):
+        Trainer(mlp, reg)
+    with pytest.raises(TypeError, match="real numbers"):
+        Trainer(mlp, SimpleNamespace(**{**xor_task().__dict__, "x_train": xor_task().x_train + 1j}))
+
+
+def test_config_changes_apply_to_the_live_run():
+    t = Trainer(mlp, xor_task(), optimizer="sgd", lr=0.1, momentum=0.5)
+    t.step()
+    t.config = t.config.with_(weight_decay=0.25, momentum=0.0, lr=0.01)
+    assert t.optimizer.param_groups[0]["weight_decay"] == 0.25
+    assert t.optimizer.param_groups[0]["momentum"] == 0.0 and t.step()["lr"] == 0.01
+    with pytest.raises(ValueError, match="optimizer cannot change"):
+        t.config = t.config.with_(optimizer="adam")
+    for bad in ({"lr": True}, {"explode_loss": 1.0}, {"explode_window": 0}, {"momentum": "x"}):
+        with pytest.raises((TypeError, ValueError)):
+            TrainConfig(**bad)

@@ -92,6 +92,7 @@ def _base_data() -> dict[str, Any]:
         "spectrum": sp.power_spectrum(signal[0]),
         "tokens_in": rng.normal(size=(5, 3)),
         "vit_attn": _stochastic((2, 2, 5, 5), rng),
+        "propagation": _stochastic((24, 24), rng),
     }
 
 
@@ -249,6 +250,9 @@ recipe(
 recipe("geometry.graph_curvature", "edges", lambda d, **kw: geo.graph_curvature(d["edges"], **kw))
 recipe("geometry.knn", "x", lambda d, **kw: geo.knn(d["x"], **_kw({"k": 3}, kw)))
 recipe("geometry.knn_graph", "x", lambda d, **kw: geo.knn_graph(geo.knn(d["x"], 3), **kw))
+recipe(
+    "geometry.propagate", "x propagation", on(geo.propagate, "propagation", "x", depths=(0, 1, 3))
+)
 recipe("geometry.position_context", "seq", lambda d, **kw: geo.position_context(d["seq"], **kw))
 recipe(
     "geometry.model_points",

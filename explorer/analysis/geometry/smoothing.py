@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from explorer.device import as_numpy
-from explorer.validation import check_matrix
+from explorer.validation import check_matrix, check_positive_int
 
 __all__ = ["propagate"]
 
@@ -29,13 +29,17 @@ def propagate(propagation: Any, x: Any, depths: Iterable[int]) -> dict[int, np.n
     h = as_numpy(check_matrix(x, "x"), dtype=np.float64)
     if p.shape != (len(h), len(h)):
         raise ValueError(f"propagation must be (n, n) with n = {len(h)} rows of x, got {p.shape}")
-    wanted = sorted({int(k) for k in depths})
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"depths must be non-negative integers, got {wanted!r}")
+    wanted = sorted(
+        {check_positive_int(k, "each of depths (non-negative integers)", minimum=0) for k in depths}
+    )
+    if not wanted:
+        raise ValueError("depths is empty: pass the numbers of propagation rounds to return")
     out, done = {}, 0
     for k in wanted:
         for _ in range(k - done):
             h = p @ h
         done = k
         out[k] = h.copy()
+    if not all(np.isfinite(v).all() for v in out.values()):
+        raise ValueError("propagated features overflow float64: rescale x or the propagation")
     return out

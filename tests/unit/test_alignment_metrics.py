@@ -301,3 +301,54 @@ def test_property_shape_and_cca_bounds(n, d, seed):
     assert 0.0 <= al.bures_similarity(x, y) <= 1.0
     rho = al.canonical_correlations(x, y)
     assert np.all((rho >= 0) & (rho <= 1)) and np.all(np.diff(rho) <= 1e-12)
+
+
+def test_partial_whitening_procrustes_does_not_depend_on_the_data_scale(rng):
+    x = rng.standard_normal((40, 5)) * np.linspace(0.5, 3, 5)
+    y = x @ rng.standard_normal((5, 4)) + rng.standard_normal((40, 4))
+    for alpha in (0.0, 0.3, 0.5, 0.9, 1.0):
+        d = al.procrustes_distance(x, y, alpha=alpha)
+        assert al.procrustes_distance(10 * x, y, alpha=alpha) == pytest.approx(d, abs=1e-12)
+        assert al.procrustes_distance(x, 0.01 * y + 3, alpha=alpha) == pytest.approx(d, abs=1e-12)
+
+
+def _released_cknna(x: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Dense reference of the authors' released CKNNA (the textbook matrix formula of the
+    unbiased HSIC on masked cosine kernels, +1e-6 in the denominator)."""
+
+    def kernel(a: np.ndarray) -> np.ndarray:
+        u = a / np.linalg.norm(a, axis=1, keepdims=True)
+        return u @ u.T
+
+    def knn_mask(g: np.ndarray) -> np.ndarray:
+        g = g.copy()
+        np.fill_diagonal(g, -np.inf)
+        mask = np.zeros_like(g)
+        np.put_along_axis(mask, np.argsort(-g, axis=1)[:, :k], 1.0, axis=1)
+        return mask
+
+    def hsic(kk: np.ndarray, ll: np.ndarray) -> float:
+        n = len(kk)
+        kt, lt = kk.copy(), ll.copy()
+        np.fill_diagonal(kt, 0.0)
+        np.fill_diagonal(lt, 0.0)
+        value = (kt * lt.T).sum() + kt.sum() * lt.sum() / ((n - 1) * (n - 2))
+        return (value - 2 * (kt @ lt).sum() / (n - 2)) / (n * (n - 3))
+
+    kx, ly = kernel(x), kernel(y)
+    mk, ml = knn_mask(kx), knn_mask(ly)
+    both = mk * ml
+    return hsic(both * kx, both * ly) / (
+        np.sqrt(hsic(mk * kx, mk * kx) * hsic(ml * ly, ml * ly)) + 1e-6
+    )
+
+
+def test_cknna_offers_the_released_variant_by_name(rng):
+    x = rng.standard_normal((60, 6))
+    y = x @ rng.standard_normal((6, 5)) + 0.8 * rng.standard_normal((60, 5))
+    released = al.cknna(x, y, k=8, variant="released")
+    assert released == pytest.approx(_released_cknna(x, y, 8), abs=1e-10)
+    paper = al.cknna(x, y, k=8)
+    assert abs(paper - released) > 1e-3  # asymmetric masks: the two formulas differ
+    with pytest.raises(ValueError, match="variant"):
+        al.cknna(x, y, variant="authors")

@@ -8,10 +8,11 @@ self excluded, ties broken by the smaller index.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from explorer.analysis.alignment._hsic import GramStats, hsic_matrix
 from explorer.analysis.alignment._prep import prepare
@@ -116,19 +117,49 @@ def _masked_hsic(kv: np.ndarray, lv: np.ndarray, rows: np.ndarray, n: int) -> fl
     return float(hsic_matrix(stats, debiased=True)[0, 1])
 
 
+def _released_hsic(
+    kv: np.ndarray, lv: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int
+) -> float:
+    """The unbiased HSIC formula applied literally to masked (asymmetric) kernels K̃, L̃ with
+    zero diagonals: [tr(K̃L̃) + 1ᵀK̃1·1ᵀL̃1/((n−1)(n−2)) − 2·1ᵀK̃L̃1/(n−2)] / (n(n−3)),
+    as the authors' released code computes it (tr(K̃L̃) = Σᵢⱼ K̃ᵢⱼ L̃ⱼᵢ)."""
+    km = sparse.csr_matrix((kv, (rows, cols)), shape=(n, n))
+    lm = sparse.csr_matrix((lv, (rows, cols)), shape=(n, n))
+    trace = float(km.multiply(lm.T).sum())
+    totals = float(km.sum()) * float(lm.sum()) / ((n - 1) * (n - 2))
+    cross = float(np.asarray(km.sum(axis=0)).ravel() @ np.asarray(lm.sum(axis=1)).ravel())
+    return (trace + totals - 2.0 * cross / (n - 2)) / (n * (n - 3))
+
+
 def cknna(
-    x: Any, y: Any, *, k: int = 10, device: DeviceLike = "auto", pool: Pool = "mean"
+    x: Any,
+    y: Any,
+    *,
+    k: int = 10,
+    variant: Literal["paper", "released"] = "paper",
+    device: DeviceLike = "auto",
+    pool: Pool = "mean",
 ) -> float:
     """CKNNA (Huh et al. 2024, "The Platonic Representation Hypothesis"): debiased CKA restricted
     to mutual neighbours.
 
     Kernels are cosine similarities K_ij = cos(x_i, x_j), L_ij = cos(y_i, y_j). Align(K, L) is
     the unbiased HSIC of K and L with every entry zeroed except pairs (i, j) where j is among
-    the k nearest neighbours of i in *both* spaces (the paper's α(i, j), element-wise);
+    the k nearest neighbours of i in *both* spaces (the paper's α(i, j));
     CKNNA = Align(K, L) / √(Align(K, K) Align(L, L)), where the self terms keep each space's
     own kNN pairs. With k = n − 1 it equals debiased linear CKA of the row-normalised data.
     Needs n ≥ 4; O(n·k) memory beyond the kNN search.
+
+    ``variant="paper"`` (default) follows the paper's element-wise formula: each masked pair
+    (i, j) contributes K_ij·L_ij, and the row sums enter as Σᵢ (K̃1)ᵢ(L̃1)ᵢ. The masks are not
+    symmetric (j may be a neighbour of i but not i of j), so this differs from
+    ``variant="released"``, the authors' released code (github.com/minyoungg/platonic-rep),
+    which applies the matrix formula literally — tr(K̃L̃) = Σ K̃ᵢⱼL̃ⱼᵢ and 1ᵀK̃L̃1 — and adds
+    1e-6 to the denominator: typically by 0.02–0.07. Use "released" to compare with numbers
+    published with that code.
     """
+    if variant not in ("paper", "released"):
+        raise ValueError(f"variant must be 'paper' or 'released', got {variant!r}")
     a, b, k = _prepared(x, y, k, device, pool)
     n = int(a.shape[0])
     if n < 4:
@@ -138,6 +169,12 @@ def cknna(
     ka, la = _pair_values(a, rows, ia.reshape(-1)), _pair_values(b, rows, ia.reshape(-1))
     lb = _pair_values(b, rows, ib.reshape(-1))
     mutual = _overlap(ia, ib).reshape(-1)
+    if variant == "released":
+        cols_a, cols_b = ia.reshape(-1), ib.reshape(-1)
+        h_kl = _released_hsic(ka[mutual], la[mutual], rows[mutual], cols_a[mutual], n)
+        h_kk = _released_hsic(ka, ka, rows, cols_a, n)
+        h_ll = _released_hsic(lb, lb, rows, cols_b, n)
+        return float(h_kl / (np.sqrt(max(h_kk * h_ll, 0.0)) + 1e-6))
     h_kl = _masked_hsic(ka[mutual], la[mutual], rows[mutual], n)
     h_kk = _masked_hsic(ka, ka, rows, n)
     h_ll = _masked_hsic(lb, lb, rows, n)

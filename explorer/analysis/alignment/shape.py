@@ -30,6 +30,12 @@ __all__ = [
 def _normalised(x: np.ndarray, name: str, alpha: float, *, rotate: bool = True) -> np.ndarray:
     """Centre, partially whiten (α = 1: none, α = 0: full), scale to unit Frobenius norm.
 
+    Partial whitening maps z to z(αI + (1 − α)C^{-1/2}), C = zᵀz/n. Both terms are on the
+    same scale only if C has mean eigenvalue 1, like the whitened C^{-1/2}zᵀz C^{-1/2}/n = I:
+    z is scaled to that first, which makes the result invariant to the scale of x (as the
+    metric catalogue promises; Williams et al. leave the scale to the caller, and then
+    0 < α < 1 changes with it).
+
     ``rotate``: when d > n, rotate into the n-dimensional row space first (an orthogonal map:
     harmless for rotation-invariant metrics, wrong for unit-wise ones).
     """
@@ -41,6 +47,10 @@ def _normalised(x: np.ndarray, name: str, alpha: float, *, rotate: bool = True) 
                 f"{name} has {d} features for {n} samples: whitening (alpha < 1) saturates like "
                 "CCA when d ≥ n − 1; use alpha=1 or fewer features"
             )
+        mean_eig = float((z * z).sum()) / (n * d)
+        if mean_eig == 0.0:
+            raise ValueError(f"{name} is constant across samples: shape metrics are undefined")
+        z = z / np.sqrt(mean_eig)
         evals, evecs = np.linalg.eigh(z.T @ z / n)
         tol = evals.max(initial=0.0) * d * np.finfo(np.float64).eps
         inv_sqrt = np.where(evals > tol, 1.0 / np.sqrt(np.maximum(evals, tol)), 0.0)

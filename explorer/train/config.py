@@ -42,8 +42,9 @@ class TrainConfig:
 
     Divergence (see :class:`~explorer.train.Trainer`): a step stops when its loss exceeds
     ``explode_loss`` × the larger of the first loss and the largest of the last
-    ``explode_window`` accepted losses, or its gradient norm exceeds ``explode_grad`` × their
-    median (from 10 steps on, and only without ``grad_clip``). ``None`` turns a check off;
+    ``explode_window`` accepted losses, or its gradient norm exceeds both ``explode_grad`` ×
+    the median of the last ``explode_window`` norms and the first step's norm (from 10 steps on,
+    and only without ``grad_clip``). ``None`` turns a check off;
     non-finite values always stop. The defaults (100×, 1000×, 50 steps) never fired on healthy
     runs of the tutorial tasks and stop SGD and Adam at lr = 1e3 within a few steps.
     """

@@ -7,7 +7,8 @@ Divergence you can recover from: a step stops with :class:`TrainingDiverged` whe
 the gradient norm is NaN/inf, when the loss explodes (above ``config.explode_loss`` × the
 larger of the first loss and the largest of the last ``explode_window`` accepted losses) or the
 gradient norm spikes (above ``config.explode_grad`` × the median of the last ``explode_window``
-norms; not checked when ``grad_clip`` bounds the update). Before raising it puts back the last
+norms and above its first value — a tiny gradient near a perfect fit is no spike; not checked
+when ``grad_clip`` bounds the update). Before raising it puts back the last
 state that was actually good — weights, buffers and optimizer state of the last step whose loss
 stayed within the recent range — so "lower the learning rate, then continue" works:
 ``trainer.config = trainer.config.with_(lr=...)`` then ``trainer.step()``. A bad loss on one
@@ -220,6 +221,7 @@ class Trainer:
         self._losses: deque[tuple[int, float]] = deque(maxlen=window)  # (step, accepted loss)
         self._grads: deque[tuple[int, float]] = deque(maxlen=window)
         self._first_loss: float | None = None
+        self._first_grad: float | None = None
         self._last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self._batch_gen = torch.Generator().manual_seed(self.config.seed)
         self._order = torch.empty(0, dtype=torch.long)
@@ -305,6 +307,7 @@ class Trainer:
         self._losses.append((step, loss_value))
         self._grads.append((step, grad_norm))
         self._first_loss = loss_value if self._first_loss is None else self._first_loss
+        self._first_grad = grad_norm if self._first_grad is None else self._first_grad
         self._last_batch = (x, y)
         metrics = {"step": step + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
         if acc is not None:
@@ -335,7 +338,8 @@ class Trainer:
         if factor is None or self.config.grad_clip is not None or len(self._grads) < 10:
             return None
         typical = statistics.median(v for _, v in self._grads)
-        if typical > 0 and norm > factor * typical:
+        assert self._first_grad is not None
+        if norm > factor * typical and norm > self._first_grad:
             return (
                 f"the gradient norm spiked to {norm:.3g}, more than {factor:g}× its recent "
                 f"median {typical:.3g}"

@@ -93,6 +93,7 @@ def _base_data() -> dict[str, Any]:
         "tokens_in": rng.normal(size=(5, 3)),
         "vit_attn": _stochastic((2, 2, 5, 5), rng),
         "propagation": _stochastic((24, 24), rng),
+        "grid_mixer": _stochastic((2, 6, 6), rng),
     }
 
 
@@ -304,6 +305,12 @@ recipe(
 )
 recipe("spectra.mean_power_2d", "image", lambda d, **kw: sp.mean_power_2d(d["image"], **kw))
 recipe(
+    "spectra.grid_mixing_response",
+    "grid_mixer",
+    on(sp.grid_mixing_response, "grid_mixer", grid=(2, 3)),
+)
+recipe("spectra.permute_rows", "mixer", on(sp.permute_rows, "mixer"))
+recipe(
     "spectra.mixing_frequency_response",
     "mixer",
     lambda d, **kw: sp.mixing_frequency_response(d["mixer"], **kw),
@@ -408,7 +415,7 @@ def must_reject(field: str, value: Any) -> dict[str, Any]:
             "array": value.power,
             "NaN power": dataclasses.replace(value, power=_with(value.power, 1, np.nan)),
         }
-    if field in ("attn", "vit_attn"):  # probabilities
+    if field in ("attn", "vit_attn"):  # attention probabilities
         a = np.asarray(value)
         extra = {"negative": _with(a, 0, -0.5)}
     else:

@@ -106,3 +106,11 @@ def test_bad_inputs() -> None:
         local_id(ball(50, 2, 3), 5, method="pca", rule="elbow")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unique point"), pytest.warns(ExplorerWarning):
         twonn(np.ones((10, 3)))
+
+
+def test_twonn_on_equidistant_neighbours_is_a_clear_error_not_nan() -> None:
+    angle = 2 * np.pi * np.arange(20) / 20
+    lattice = np.stack([np.cos(angle), np.sin(angle)], axis=1)  # both neighbours equally far
+    for estimator in ("fit", "mle"):
+        with pytest.raises(ValueError, match="same distance"):
+            twonn(lattice, estimator=estimator)

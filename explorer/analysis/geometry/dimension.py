@@ -49,8 +49,13 @@ def twonn(
     x = unique_points(x, "x", min_rows=3)
     dist = _resolved(knn(x, 2, device=device).distances)
     mu = np.sort(dist[:, 1] / dist[:, 0])
+    mu[mu < 1.0 + 64 * np.finfo(np.float64).eps] = 1.0  # equal up to rounding
     n = len(mu)
+    equidistant = "every point's two nearest neighbours are at the same distance (a lattice, or "
+    equidistant += "quantised or saturated activations): TwoNN is undefined for such data"
     if estimator == "mle":
+        if np.log(mu).sum() <= 0:
+            raise ValueError(equidistant)
         return float((n - 1) / np.log(mu).sum())
     keep = min(int(n * (1 - discard_fraction)), n - 1)  # F = 1 at the last point: dropped
     if keep < 2:
@@ -58,6 +63,8 @@ def twonn(
             f"discard_fraction={discard_fraction} leaves {keep} point(s); use more points"
         )
     log_mu = np.log(mu[:keep])
+    if not log_mu.any():
+        raise ValueError(equidistant)
     y = -np.log1p(-np.arange(1, keep + 1) / n)
     return float(log_mu @ y / (log_mu @ log_mu))
 

@@ -19,7 +19,13 @@ import numpy as np
 
 from explorer.analysis.spectra.fourier import Spectrum, _rings
 from explorer.device import as_numpy
-from explorer.validation import check_finite, check_positive_int
+from explorer.validation import (
+    check_array,
+    check_finite,
+    check_magnitude,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = ["grid_mixing_response", "permute_rows"]
 
@@ -27,7 +33,8 @@ __all__ = ["grid_mixing_response", "permute_rows"]
 def grid_mixing_response(mixer: Any, grid: tuple[int, int]) -> Spectrum:
     """Ring-averaged gain of mixers (..., T, T), T = h·w tokens in raster order: (..., rings)."""
     h, w = (check_positive_int(s, "grid", minimum=2) for s in grid)
-    a = as_numpy(mixer, dtype=np.float64)
+    a = as_numpy(check_array(mixer, "mixer"), dtype=np.float64)
+    check_magnitude(a, "mixer")
     if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.shape[-1] != h * w:
         raise ValueError(
             f"mixer must be (..., T, T) with T = {h}·{w} = {h * w} grid tokens, got {a.shape}; "
@@ -44,14 +51,14 @@ def grid_mixing_response(mixer: Any, grid: tuple[int, int]) -> Spectrum:
     return Spectrum(np.arange(n_rings) / min(h, w), power, "gain")
 
 
-def permute_rows(maps: Any, *, seed: int = 0) -> np.ndarray:
+def permute_rows(maps: Any, *, seed: int | None = 0) -> np.ndarray:
     """Each row of ``maps`` (..., T, T) with its entries shuffled over the keys (float64).
 
     Keeps every row's weights (so its sum and entropy) and destroys where they sit: the
     "random map of equal entropy" control.
     """
-    a = as_numpy(maps, dtype=np.float64)
+    a = as_numpy(check_array(maps, "maps"), dtype=np.float64)
     if a.ndim < 2:
         raise ValueError(f"maps must be (..., T, T), got shape {a.shape}")
-    order = np.argsort(np.random.default_rng(seed).random(a.shape), axis=-1)
+    order = np.argsort(np.random.default_rng(check_seed(seed)).random(a.shape), axis=-1)
     return np.take_along_axis(a, order, axis=-1)

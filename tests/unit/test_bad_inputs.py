@@ -164,46 +164,28 @@ def _seed_models(**kw: Any) -> Any:
     return al.seed_models(model, task, TrainConfig(), **_kw({"seeds": [1], "steps": 1}, kw))
 
 
-recipe("analysis.pool_features", "seq", lambda d, **kw: an.pool_features(d["seq"], **kw))
+recipe("analysis.pool_features", "seq", on(an.pool_features, "seq"))
 recipe(
     "alignment.StreamingCKA",
     "x y",
     lambda d, **kw: al.StreamingCKA(**kw).update(d["x"], d["y"]).cka(),
 )
-recipe("alignment.cka_matrix", "reps", lambda d, **kw: al.cka_matrix(d["reps"], **kw))
+recipe("alignment.cka_matrix", "reps", on(al.cka_matrix, "reps"))
+recipe("alignment.similarity_matrix", "reps", on(al.similarity_matrix, "reps", metric="procrustes"))
+recipe("alignment.compare", "reps", on(al.compare, "reps", metrics=("cka", "rsa")))
+recipe("alignment.cosine_knn", "x", on(al.cosine_knn, "x", k=3))
+recipe("alignment.layer_representations", "reps", on(al.layer_representations, "reps"))
+recipe("alignment.rdm", "x", on(al.rdm, "x"))
 recipe(
-    "alignment.similarity_matrix",
-    "reps",
-    lambda d, **kw: al.similarity_matrix(d["reps"], **_kw({"metric": "procrustes"}, kw)),
-)
-recipe(
-    "alignment.compare",
-    "reps",
-    lambda d, **kw: al.compare(d["reps"], **_kw({"metrics": ("cka", "rsa")}, kw)),
-)
-recipe("alignment.cosine_knn", "x", lambda d, **kw: al.cosine_knn(d["x"], **_kw({"k": 3}, kw)))
-recipe(
-    "alignment.layer_representations",
-    "reps",
-    lambda d, **kw: al.layer_representations(d["reps"], **kw),
-)
-recipe("alignment.rdm", "x", lambda d, **kw: al.rdm(d["x"], **kw))
-recipe(
-    "alignment.relative_representation",
-    "x anchors",
-    lambda d, **kw: al.relative_representation(d["x"], d["anchors"], **kw),
+    "alignment.relative_representation", "x anchors", on(al.relative_representation, "x", "anchors")
 )
 recipe(
     "alignment.zero_shot_stitching",
     "x y labels",
-    lambda d, **kw: al.zero_shot_stitching(d["x"], d["y"], d["labels"], **_kw({"anchors": 4}, kw)),
+    on(al.zero_shot_stitching, "x", "y", "labels", anchors=4),
 )
-recipe(
-    "alignment.model_representations",
-    "inputs",
-    lambda d, **kw: al.model_representations(d["model"], d["inputs"], **kw),
-)
-recipe("alignment.seed_models", "", lambda d, **kw: _seed_models(**kw))
+recipe("alignment.model_representations", "inputs", on(al.model_representations, "model", "inputs"))
+recipe("alignment.seed_models", "", on(_seed_models))
 recipe(
     "alignment.text_representations",
     "texts",
@@ -214,7 +196,7 @@ recipe(
     "x",
     lambda d, **kw: geo.PCA(**_kw({"method": "randomized"}, kw)).fit_transform(d["x"]),
 )
-recipe("geometry.project", "x", lambda d, **kw: geo.project(d["x"], **kw))
+recipe("geometry.project", "x", on(geo.project, "x"))
 recipe(
     "geometry.align_snapshots", "layouts", lambda d, **kw: geo.align_snapshots(d["layouts"], **kw)
 )
@@ -229,17 +211,13 @@ recipe(
 recipe(
     "geometry.neural_collapse",
     "x labels classifier bias",
-    lambda d, **kw: geo.neural_collapse(d["x"], d["labels"], d["classifier"], d["bias"], **kw),
+    on(geo.neural_collapse, "x", "labels", "classifier", "bias"),
 )
-recipe(
-    "geometry.rate_reduction",
-    "x labels",
-    lambda d, **kw: geo.rate_reduction(d["x"], d["labels"], **kw),
-)
+recipe("geometry.rate_reduction", "x labels", on(geo.rate_reduction, "x", "labels"))
 recipe(
     "geometry.geometry_profile",
     "reps labels",
-    lambda d, **kw: geo.geometry_profile(d["reps"], **_kw({"labels": d["labels"], "k": 5}, kw)),
+    lambda d, **kw: geo.geometry_profile(d["reps"], **{"labels": d["labels"], "k": 5, **kw}),
 )
 recipe(
     "geometry.geometry_over_training",
@@ -248,29 +226,21 @@ recipe(
         [(0, d["reps"])], **_kw({"metrics": ["twonn"], "k": 5}, kw)
     ),
 )
-recipe("geometry.graph_curvature", "edges", lambda d, **kw: geo.graph_curvature(d["edges"], **kw))
-recipe("geometry.knn", "x", lambda d, **kw: geo.knn(d["x"], **_kw({"k": 3}, kw)))
+recipe("geometry.graph_curvature", "edges", on(geo.graph_curvature, "edges"))
+recipe("geometry.knn", "x", on(geo.knn, "x", k=3))
 recipe("geometry.knn_graph", "x", lambda d, **kw: geo.knn_graph(geo.knn(d["x"], 3), **kw))
 recipe(
     "geometry.propagate", "x propagation", on(geo.propagate, "propagation", "x", depths=(0, 1, 3))
 )
-recipe("geometry.position_context", "seq", lambda d, **kw: geo.position_context(d["seq"], **kw))
-recipe(
-    "geometry.model_points",
-    "inputs",
-    lambda d, **kw: geo.model_points(d["model"], d["inputs"], **kw),
-)
+recipe("geometry.position_context", "seq", on(geo.position_context, "seq"))
+recipe("geometry.model_points", "inputs", on(geo.model_points, "model", "inputs"))
 recipe("geometry.token_states", "texts", lambda d, **kw: geo.token_states(_lm(), d["texts"], **kw))
-recipe("spectra.power_spectrum", "signal", lambda d, **kw: sp.power_spectrum(d["signal"], **kw))
-recipe("spectra.esd_metrics", "values", lambda d, **kw: sp.esd_metrics(d["values"], **kw))
+recipe("spectra.power_spectrum", "signal", on(sp.power_spectrum, "signal"))
+recipe("spectra.esd_metrics", "values", on(sp.esd_metrics, "values"))
 recipe(
     "spectra.feature_map_spectra", "maps", lambda d, **kw: sp.feature_map_spectra(d["maps"], **kw)
 )
-recipe(
-    "spectra.fit_power_law",
-    "values",
-    lambda d, **kw: sp.fit_power_law(d["values"], **_kw({"n_bootstrap": 2}, kw)),
-)
+recipe("spectra.fit_power_law", "values", on(sp.fit_power_law, "values", n_bootstrap=2))
 recipe(
     "spectra.fourier_feature_sweep",
     "",
@@ -279,15 +249,11 @@ recipe(
         **_kw({"sigmas": [1.0, 4.0], "width": 8, "depth": 1, "n_fourier": 4, "steps": 2}, kw),
     ),
 )
-recipe(
-    "spectra.grid_maps",
-    "grid_values",
-    lambda d, **kw: sp.grid_maps(d["grid_values"], **_kw({"shape": (8, 8)}, kw)),
-)
+recipe("spectra.grid_maps", "grid_values", on(sp.grid_maps, "grid_values", shape=(8, 8)))
 recipe(
     "spectra.kernel_frequency_response",
     "kernel",
-    lambda d, **kw: sp.kernel_frequency_response(d["kernel"], **_kw({"n_fft": 16}, kw)),
+    on(sp.kernel_frequency_response, "kernel", n_fft=16),
 )
 recipe(
     "spectra.layer_esds", "", lambda d, **kw: sp.layer_esds(d["model"], **_kw({"min_dim": 2}, kw))
@@ -298,37 +264,23 @@ recipe(
     "maps",
     lambda d, **kw: sp.layer_spectra_frame(sp.layer_spectra({"m": d["maps"]}), **kw),
 )
-recipe(
-    "spectra.logit_fourier_power",
-    "logits",
-    lambda d, **kw: sp.logit_fourier_power(d["logits"], **kw),
-)
-recipe("spectra.mean_power_2d", "image", lambda d, **kw: sp.mean_power_2d(d["image"], **kw))
+recipe("spectra.logit_fourier_power", "logits", on(sp.logit_fourier_power, "logits"))
+recipe("spectra.mean_power_2d", "image", on(sp.mean_power_2d, "image"))
 recipe(
     "spectra.grid_mixing_response",
     "grid_mixer",
     on(sp.grid_mixing_response, "grid_mixer", grid=(2, 3)),
 )
 recipe("spectra.permute_rows", "mixer", on(sp.permute_rows, "mixer"))
-recipe(
-    "spectra.mixing_frequency_response",
-    "mixer",
-    lambda d, **kw: sp.mixing_frequency_response(d["mixer"], **kw),
-)
+recipe("spectra.mixing_frequency_response", "mixer", on(sp.mixing_frequency_response, "mixer"))
 recipe(
     "spectra.psnr",
     "grid_values",
-    lambda d, **kw: sp.psnr(d["grid_values"], d["grid_values"][::-1], **kw),
+    lambda d, **kw: sp.psnr(d["grid_values"], 2.0 * d["grid_values"], **kw),  # never equal
 )
+recipe("spectra.radial_power_spectrum", "image", on(sp.radial_power_spectrum, "image"))
 recipe(
-    "spectra.radial_power_spectrum",
-    "image",
-    lambda d, **kw: sp.radial_power_spectrum(d["image"], **kw),
-)
-recipe(
-    "spectra.repeated_peak_prominence",
-    "image",
-    lambda d, **kw: sp.repeated_peak_prominence(d["image"], **_kw({"copies": 4}, kw)),
+    "spectra.repeated_peak_prominence", "image", on(sp.repeated_peak_prominence, "image", copies=4)
 )
 recipe(
     "spectra.residual_spectrum",
@@ -340,27 +292,15 @@ recipe(
     "signal",
     lambda d, **kw: sp.spectrum_distance(d["signal"], d["signal"][::-1], **kw),
 )
-recipe(
-    "spectra.weight_matrices",
-    "",
-    lambda d, **kw: sp.weight_matrices(d["model"], **_kw({"min_dim": 2}, kw)),
-)
-recipe(
-    "spectra.weight_spectra",
-    "",
-    lambda d, **kw: sp.weight_spectra(d["model"], **_kw({"min_dim": 2}, kw)),
-)
+recipe("spectra.weight_matrices", "", on(sp.weight_matrices, "model", min_dim=2))
+recipe("spectra.weight_spectra", "", on(sp.weight_spectra, "model", min_dim=2))
 recipe(
     "attention.head_statistics_over_steps",
     "attn",
     lambda d, **kw: at.head_statistics_over_steps([(0, d["attn"]), (5, d["attn"])], **kw),
 )
 recipe("attention.induction_targets", "", lambda d, **kw: at.induction_targets(list("abcab"), **kw))
-recipe(
-    "attention.patch_positions",
-    "",
-    lambda d, **kw: at.patch_positions(**_kw({"grid": (2, 3), "n_prefix": 0}, kw)),
-)
+recipe("attention.patch_positions", "", on(at.patch_positions, grid=(2, 3), n_prefix=0))
 recipe(
     "attention.pool_maps", "image", lambda d, **kw: at.pool_maps(d["image"], **_kw({"size": 4}, kw))
 )
@@ -369,11 +309,7 @@ recipe(
     "tokens_in",
     lambda d, **kw: at.token_mixing(lambda z: z.cumsum(-2), d["tokens_in"], **kw),
 )
-recipe(
-    "attention.vit_attention_map",
-    "vit_attn",
-    lambda d, **kw: at.vit_attention_map(d["vit_attn"], **_kw({"grid": (2, 2)}, kw)),
-)
+recipe("attention.vit_attention_map", "vit_attn", on(at.vit_attention_map, "vit_attn", grid=(2, 2)))
 
 
 # ------------------------------------------------------------------------------ variants

@@ -56,6 +56,7 @@ def psnr(prediction: Any, target: Any, *, peak: float | None = None) -> np.ndarr
     """Peak signal-to-noise ratio in dB over the last two axes (N, C): (...,).
 
     ``peak`` defaults to the target's range (max − min), so signals in any units compare.
+    A prediction equal to its target scores +inf dB (no error at all).
     """
     p = as_numpy(check_array(prediction, "prediction", min_ndim=2), dtype=np.float64)
     t = as_numpy(check_array(target, "target", min_ndim=2), dtype=np.float64)

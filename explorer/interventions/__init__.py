@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from explorer.interventions.ablate import ABLATIONS, Ablation, ablate
 from explorer.interventions.attribution import ATTRIBUTIONS, Attribution, attribute
-from explorer.interventions.lens import TunedLens, logit_lens, unembedding
+from explorer.interventions.lens import (
+    TunedLens,
+    lens_divergence,
+    logit_lens,
+    residual_stream,
+    unembedding,
+)
 from explorer.interventions.metrics import METRICS, logits_of, metric_fn
 from explorer.interventions.patch import Patch, patch, patching_sweep
 from explorer.interventions.run import Intervention, hooked, run_with_hooks
@@ -39,11 +45,13 @@ __all__ = [
     "ablate",
     "attribute",
     "hooked",
+    "lens_divergence",
     "logit_lens",
     "logits_of",
     "metric_fn",
     "patch",
     "patching_sweep",
+    "residual_stream",
     "resolve_site",
     "run_with_hooks",
     "site_names",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ from explorer.interventions.run import prepare_inputs, run_with_hooks, token_str
 from explorer.interventions.sites import site_names
 from explorer.validation import check_positive_int
 
-__all__ = ["TunedLens", "logit_lens", "residual_stream", "unembedding"]
+__all__ = ["TunedLens", "lens_divergence", "logit_lens", "residual_stream", "unembedding"]
 
 
 def unembedding(model: nn.Module) -> tuple[nn.Module | None, nn.Module]:
@@ -69,13 +70,32 @@ def _read(model: nn.Module, stream: torch.Tensor) -> torch.Tensor:
     return head(x)
 
 
+def _kl_per_layer(model: nn.Module, stream: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+    """Mean KL(final ‖ read-out) per layer of ``stream`` (L, B, T, d); ``final`` log-probs."""
+    logp = torch.log_softmax(_read(model, stream), -1)
+    return (final.exp() * (final - logp)).sum(-1).flatten(1).mean(1)
+
+
+def lens_divergence(model: nn.Module, inputs: Any, *, lens: TunedLens | None = None) -> np.ndarray:
+    """How far each layer's read-out is from the model's own prediction on ``inputs``: the mean
+    KL divergence (nats) of the logit lens (or ``lens``) to the output distribution, for the
+    embedding and every block but the last, (n_layers,)."""
+    stream, _ = residual_stream(model, inputs)
+    with torch.no_grad():
+        final = torch.log_softmax(_read(model, stream[-1]), -1)
+        if lens is not None:
+            stream = lens.translate(stream)
+        return _kl_per_layer(model, stream[:-1], final).numpy()
+
+
 class TunedLens:
     """Per-layer affine translators h ↦ h + A h + b fitted so that the lens at every layer
     matches the model's final next-token distribution (KL divergence), full batch, Adam.
 
     Fitted attributes: ``translators_`` (L, d, d) and ``biases_`` (L, d) for layers 0..L−1
     (the last layer is the model's output and stays the identity), ``loss_`` (mean KL per
-    layer after fitting, (L,)), ``logit_lens_loss_`` (the same for the plain logit lens).
+    layer on the fitting inputs, (L,)), ``logit_lens_loss_`` (the same for the plain logit
+    lens). :func:`lens_divergence` scores it on other inputs.
     """
 
     def __init__(self, *, steps: int = 200, lr: float = 1e-2, seed: int = 0) -> None:
@@ -92,31 +112,23 @@ class TunedLens:
         a = (torch.randn(n_layers, d, d, generator=g) * 1e-4).to(h).requires_grad_()
         b = torch.zeros(n_layers, 1, 1, d, dtype=h.dtype, requires_grad=True)
         opt = torch.optim.Adam([a, b], lr=self.lr)
-        norm, head = unembedding(model)
         frozen = [p.requires_grad for p in model.parameters()]
         for p in model.parameters():
             p.requires_grad_(False)
         try:
-
-            def kl_per_layer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-                x = h + torch.einsum("lbtd,led->lbte", h, a) + b
-                logp = torch.log_softmax(head(norm(x) if norm is not None else x), -1)
-                kl = (final.exp() * (final - logp)).sum(-1)  # (L, B, T)
-                return kl.flatten(1).mean(1)
-
-            with torch.no_grad():
-                self.logit_lens_loss_ = kl_per_layer(torch.zeros_like(a), torch.zeros_like(b))
             for _ in range(self.steps):
                 opt.zero_grad()
-                loss = kl_per_layer(a, b).sum()
-                loss.backward()
+                _kl_per_layer(
+                    model, h + torch.einsum("lbtd,led->lbte", h, a) + b, final
+                ).sum().backward()
                 opt.step()
-            with torch.no_grad():
-                self.loss_ = kl_per_layer(a, b)
         finally:
             for p, req in zip(model.parameters(), frozen):
                 p.requires_grad_(req)
         self.translators_, self.biases_ = a.detach(), b.detach().reshape(n_layers, d)
+        with torch.no_grad():
+            self.logit_lens_loss_ = _kl_per_layer(model, h, final).numpy()
+            self.loss_ = _kl_per_layer(model, self.translate(stream)[:-1], final).numpy()
         return self
 
     def translate(self, stream: torch.Tensor) -> torch.Tensor:

@@ -354,6 +354,8 @@ def test_tuned_lens_beats_the_logit_lens_on_its_text(model, tokens):
     tuned = iv.TunedLens(steps=150, lr=2e-2).fit(model, x)
     assert tuned.translators_.shape == (L, D, D)
     assert (tuned.loss_ < 0.7 * tuned.logit_lens_loss_).all(), (tuned.loss_, tuned.logit_lens_loss_)
+    np.testing.assert_allclose(iv.lens_divergence(model, x, lens=tuned), tuned.loss_, rtol=1e-9)
+    np.testing.assert_allclose(iv.lens_divergence(model, x), tuned.logit_lens_loss_, rtol=1e-9)
     plain = iv.logit_lens(model, x, top_k=2)
     tuned.translators_.zero_(), tuned.biases_.zero_()
     identity = iv.logit_lens(model, x, top_k=2, lens=tuned)

@@ -6,6 +6,7 @@ range, NaN/inf, too few samples)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = [
     "check_magnitude",
     "check_matrix",
     "check_model_inputs",
+    "check_model_outputs",
     "check_number",
     "check_paired",
     "check_positive_int",
@@ -283,3 +285,65 @@ def check_model_inputs(inputs: Any, model: torch.nn.Module, name: str = "inputs"
         return t.long()
     dtypes = [p.dtype for p in model.parameters() if p.is_floating_point()]
     return t.to(dtypes[0] if dtypes else torch.float32)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return f"(n, {', '.join(map(str, shape))})" if shape else "(n,)"
+
+
+@torch.no_grad()
+def check_model_outputs(
+    model: torch.nn.Module,
+    x: Any,
+    targets: Mapping[str, Any],
+    loss: str,
+    *,
+    ignore: int = -100,
+) -> None:
+    """Run ``model`` (eval mode, no gradients; its mode is put back) on the first two rows of
+    ``x`` and check its output fits every array of ``targets`` (name → targets, e.g. the train
+    and test labels) before any training step. ``loss="ce"``: logits shaped
+    ``targets.shape + (C,)`` with ``C`` above the largest class id (``ignore`` marks targets to
+    skip); ``"mse"``: as many outputs per sample as target values. Raises ValueError naming
+    what does not fit: the input shape the model cannot take, classes vs output width, or the
+    regression output shape."""
+    if loss not in ("ce", "mse"):
+        raise ValueError(f"loss must be 'ce' or 'mse', got {loss!r}")
+    head = x[:2] if isinstance(x, (np.ndarray, torch.Tensor)) else np.asarray(x)[:2]
+    xt = check_model_inputs(head, model, "x")
+    device = next((p.device for p in model.parameters()), xt.device)
+    was = model.training
+    model.eval()
+    try:
+        out = model(xt.to(device))
+    except Exception as err:  # a user's module can fail anywhere on inputs it cannot take
+        raise ValueError(
+            f"the model cannot take the task's inputs of shape {_dims(tuple(xt.shape[1:]))}: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model must return a tensor, got {type(out).__name__}")
+    for name, y in targets.items():
+        yt = torch.as_tensor(check_array(y, name, finite=False))
+        if loss == "ce":
+            width = int(out.shape[-1]) if out.dim() else 1
+            valid = yt[yt != ignore]
+            top = int(valid.max()) if valid.numel() else -1
+            if top >= width:
+                raise ValueError(
+                    f"{name}: labels go up to {top} ({top + 1} classes) but the model gives "
+                    f"{width} output(s) per sample: build it with {top + 1} outputs, one score "
+                    "per class"
+                )
+            if out.shape[:-1] != yt[:2].shape:
+                raise ValueError(
+                    f"cross-entropy needs logits of shape targets.shape + (n_classes,), got "
+                    f"{tuple(out.shape)} for {name} {tuple(yt[:2].shape)}"
+                )
+        elif out[0].numel() != yt[0].numel():
+            raise ValueError(
+                f"{name}: regression targets have shape {_dims(tuple(yt.shape[1:]))} but the "
+                f"model outputs {_dims(tuple(out.shape[1:]))}: make its output match the target"
+            )

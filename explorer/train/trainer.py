@@ -18,12 +18,16 @@ at fault, not the last update).
 
 from __future__ import annotations
 
+import base64
 import copy
 import inspect
+import os
 import statistics
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +37,13 @@ from torch import nn
 
 from explorer.analysis.frames import tidy
 from explorer.device import as_torch, resolve_device
+from explorer.errors import ExplorerWarning
+from explorer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.objectives import IGNORE, batch_loss, resolve_loss
 from explorer.train.optim import build_optimizer, lr_at, set_lr
 from explorer.train.state import GoodState, TrainingDiverged, all_finite
-from explorer.validation import check_array
+from explorer.validation import check_array, check_model_outputs
 
 __all__ = ["ModelSource", "Trainer", "build_seeded", "task_tensors"]
 
@@ -124,38 +130,39 @@ def task_tensors(task: TaskLike, device: torch.device, loss: str) -> dict[str, t
     return out
 
 
-@torch.no_grad()
-def check_output_width(model: nn.Module, data: dict[str, torch.Tensor], loss: str) -> None:
-    """Run ``model`` (eval mode) on two training inputs: its output must fit the targets —
-    for cross-entropy, more classes than the largest label; for MSE, the targets' size."""
-    was = model.training
-    model.eval()
-    try:
-        out = model(data["x_train"][:2])
-    finally:
-        model.train(was)
-    y = data["y_train"][:2]
-    if loss == "ce":
-        n_classes = int(out.shape[-1])
-        for split in ("train", "test"):
-            targets = data[f"y_{split}"]
-            valid = targets[targets != IGNORE]
-            top = int(valid.max()) if valid.numel() else -1
-            if top >= n_classes:
-                raise ValueError(
-                    f"y_{split} has class ids up to {top}, but the model outputs {n_classes} "
-                    f"classes (its last layer's width): build it with {top + 1} outputs or more"
-                )
-        if out.shape[:-1] != y.shape:
-            raise ValueError(
-                f"cross-entropy needs logits of shape targets.shape + (n_classes,), got "
-                f"{tuple(out.shape)} for targets {tuple(y.shape)}"
-            )
-    elif out[0].numel() != y[0].numel():
-        raise ValueError(
-            f"the model outputs {tuple(out.shape[1:])} per sample but the targets are "
-            f"{tuple(y.shape[1:])}: its output width must match them for MSE"
-        )
+def _encode(state: torch.Tensor) -> str:
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
+
+
+def _decode(text: Any) -> torch.Tensor:
+    if not isinstance(text, str):
+        raise TypeError(f"expected base64 text, got {type(text).__name__}")
+    return torch.frombuffer(bytearray(base64.b64decode(text, validate=True)), dtype=torch.uint8)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _metric_rows(rows: Any) -> list[dict[str, float]] | None:
+    """Copies of metric dicts (names → numbers, an integral ``step`` made int), or None."""
+    if not isinstance(rows, list):
+        return None
+    out = []
+    for row in rows:
+        if not (
+            isinstance(row, dict)
+            and all(isinstance(k, str) and _is_real(v) for k, v in row.items())
+            and _is_real(row.get("step"))
+            and float(row["step"]).is_integer()
+        ):
+            return None
+        out.append({**{k: float(v) for k, v in row.items()}, "step": int(row["step"])})
+    return out
 
 
 def _uses_dropout(model: nn.Module) -> bool:
@@ -174,6 +181,7 @@ class Trainer:
     thresholds apply from the next step), ``global_step`` (updates applied), ``history`` (one
     metric dict per step), ``diverged`` (reason string or None). The task's data is validated
     and copied; the model's output width is checked against the labels before training.
+    :meth:`save` / :meth:`restore` checkpoint the run and continue it exactly (all or nothing).
     """
 
     def __init__(
@@ -214,7 +222,10 @@ class Trainer:
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("the model has no trainable parameters")
-        check_output_width(self.model, self.data, self.loss_name)
+        targets = {"y_train": self.data["y_train"], "y_test": self.data["y_test"]}
+        check_model_outputs(
+            self.model, self.data["x_train"], targets, self.loss_name, ignore=IGNORE
+        )
         self.optimizer = build_optimizer(list(self.model.parameters()), self.config)
         self._good = GoodState(self.model, self.optimizer)
         window = self.config.explode_window
@@ -420,6 +431,161 @@ class Trainer:
             if should_stop is not None and should_stop():
                 return
             yield self.step()
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume_state(self, *, history: bool = True) -> dict[str, Any]:
+        """This run's position besides weights and optimizer — ``step``, the batch order and
+        cursor, the batch and dropout generators, the divergence windows and (unless
+        ``history=False``) the metric ``history`` — as JSON for
+        ``save_checkpoint(..., state=trainer.resume_state())``, which :meth:`restore` reads
+        to continue exactly as if training had never stopped."""
+        position = {
+            "n_train": self.n_train,
+            "order": self._order.tolist(),
+            "cursor": self._cursor,
+            "batch_generator": _encode(self._batch_gen.get_state()),
+            "dropout_rng": None if self._dropout_rng is None else _encode(self._dropout_rng),
+            "losses": [list(v) for v in self._losses],
+            "grads": [list(v) for v in self._grads],
+            "first_loss": self._first_loss,
+            "first_grad": self._first_grad,
+        }
+        state: dict[str, Any] = {"step": self.global_step, "trainer": position}
+        if history:
+            state["history"] = self.history
+        return state
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Checkpoint the run (weights, optimizer, :meth:`resume_state`) to a ``.safetensors``
+        file, atomically; :meth:`restore` continues from it. Returns the path."""
+        return save_checkpoint(
+            path, self.model, optimizer=self.optimizer, state=self.resume_state()
+        )
+
+    def restore(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        history: list[dict[str, float]] | None = None,
+    ) -> Checkpoint:
+        """Continue from the checkpoint at ``path``: its weights and optimizer state go into
+        this trainer's model and optimizer, its step (``state["step"]``, else 0) becomes
+        ``global_step``, and the batch order, generators and divergence windows continue where
+        :meth:`save` (or ``state=trainer.resume_state()``) left them. ``history``: the metric
+        history to keep (e.g. a run directory's), else the checkpoint's, else this trainer's
+        own up to that step. The last good state becomes the restored one.
+
+        All or nothing: a missing, corrupt or mismatched file (other architecture, optimizer
+        class, parameter groups, a malformed state) raises — ``FileNotFoundError`` or
+        :class:`CheckpointError` — with the model, optimizer and trainer exactly as before.
+        The trainer's ``config`` stays its own (lr, weight decay, momentum apply at the next
+        step); a checkpoint of another training set size starts a fresh shuffle, with a
+        warning."""
+        if history is not None and not isinstance(history, list):
+            raise TypeError(f"history must be a list of metric dicts, got {type(history).__name__}")
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        try:
+            ck = load_checkpoint(path, self.model, optimizer=self.optimizer)
+            plan = self._resume_plan(Path(path), ck.state, history)
+        except BaseException:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(optimizer)
+            raise
+        self._apply_resume(plan)
+        return ck
+
+    def _resume_plan(
+        self, path: Path, state: dict[str, Any], history: list[dict[str, float]] | None
+    ) -> dict[str, Any]:
+        """The trainer attributes a checkpoint's state describes, checked; nothing applied."""
+
+        def bad(what: str) -> CheckpointError:
+            return CheckpointError(f"{path}: the saved training state has {what}")
+
+        step = state.get("step", 0)
+        if not _is_int(step) or step < 0:
+            raise bad(f"an invalid step {step!r} (an integer >= 0)")
+        if history is not None:
+            rows = _metric_rows(history)
+            if rows is None:
+                raise TypeError("history must be a list of dicts of numbers, each with a 'step'")
+        elif state.get("history") is not None:
+            rows = _metric_rows(state["history"])
+            if rows is None:
+                raise bad("a history that is not a list of metric dicts")
+        else:
+            rows = [dict(r) for r in self.history]
+        rows = [r for r in rows if r["step"] <= step]
+        plan: dict[str, Any] = {"step": step, "history": rows, "position": None}
+        position = state.get("trainer")
+        if position is None:
+            return plan
+        if not isinstance(position, dict):
+            raise bad("a 'trainer' section that is not a JSON object")
+        n = position.get("n_train")
+        if not _is_int(n):
+            raise bad(f"an invalid n_train {n!r}")
+        assert isinstance(n, int)
+        order, cursor = position.get("order"), position.get("cursor")
+        if not (isinstance(order, list) and all(_is_int(i) for i in order)) or not _is_int(cursor):
+            raise bad("a malformed batch order or cursor")
+        assert isinstance(cursor, int)
+        if order and (sorted(order) != list(range(n)) or not 0 <= cursor <= len(order)):
+            raise bad(f"a batch order that is not a permutation of {n} samples")
+        windows = []
+        for key in ("losses", "grads"):
+            window = position.get(key)
+            if not isinstance(window, list) or not all(
+                isinstance(v, list) and len(v) == 2 and _is_int(v[0]) and _is_real(v[1])
+                for v in window
+            ):
+                raise bad(f"a malformed {key!r} window")
+            windows.append([(int(a), float(b)) for a, b in window if a < step])
+        firsts = [position.get("first_loss"), position.get("first_grad")]
+        if not all(v is None or _is_real(v) for v in firsts):
+            raise bad("a malformed first loss or gradient norm")
+        try:
+            generator = _decode(position.get("batch_generator"))
+            torch.Generator().set_state(generator)
+            dropout = position.get("dropout_rng")
+            dropout = None if dropout is None else _decode(dropout)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise bad(f"a malformed generator state ({err})") from err
+        if n != self.n_train:
+            warnings.warn(
+                f"{path} was saved while training on {n} samples, this task has "
+                f"{self.n_train}: batches start a fresh shuffle",
+                ExplorerWarning,
+                stacklevel=3,
+            )
+            return plan
+        plan["position"] = (order, cursor, generator, dropout, windows, firsts)
+        return plan
+
+    def _apply_resume(self, plan: dict[str, Any]) -> None:
+        self.config = self._config  # the live config, not the saved groups' decay/momentum
+        self.global_step = plan["step"]
+        self.history = plan["history"]
+        self.diverged = None
+        self._last_batch = None
+        window = self.config.explode_window
+        self._losses, self._grads = deque(maxlen=window), deque(maxlen=window)
+        self._first_loss = self._first_grad = None
+        if plan["position"] is not None:
+            order, cursor, generator, dropout, (losses, grads), firsts = plan["position"]
+            self._order = torch.tensor(order, dtype=torch.long)
+            self._cursor = cursor
+            self._batch_gen.set_state(generator)
+            if self._dropout_rng is not None and dropout is not None:
+                self._dropout_rng = dropout
+            self._losses.extend(losses)
+            self._grads.extend(grads)
+            self._first_loss, self._first_grad = firsts
+        else:  # a fresh shuffle from the next batch on
+            self._order, self._cursor = torch.empty(0, dtype=torch.long), 0
+        self._good = GoodState(self.model, self.optimizer)
+        self._good.save(self.global_step)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

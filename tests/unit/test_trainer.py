@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from explorer.train import TrainConfig, Trainer, TrainingDiverged, build_seeded
+from explorer.errors import ExplorerWarning
+from explorer.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    build_seeded,
+    save_checkpoint,
+)
 from explorer.train.objectives import IGNORE, batch_loss
 from explorer.train.optim import lr_at
 
@@ -435,7 +443,9 @@ def test_labels_and_output_width_are_checked_before_training():
     task = xor_task()
     task.y_train = task.y_train.copy()
     task.y_train[0] = 5
-    with pytest.raises(ValueError, match=r"class ids up to 5, but the model outputs 2 classes"):
+    with pytest.raises(
+        ValueError, match=r"y_train: labels go up to 5 \(6 classes\) but the model gives 2 output"
+    ):
         Trainer(mlp, task)
     task.y_train[0] = -3
     with pytest.raises(ValueError, match="negative class ids"):
@@ -445,10 +455,17 @@ def test_labels_and_output_width_are_checked_before_training():
         x_train=np.zeros((8, 2), np.float32), y_train=np.zeros((8, 3), np.float32),
         x_test=np.zeros((2, 2), np.float32), y_test=np.zeros((2, 3), np.float32),
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"outputs \(2,\) per sample but the targets are \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"targets have shape \(n, 3\) but the model outputs \(n, 2\)"
+    ):
         Trainer(mlp, reg)
     with pytest.raises(TypeError, match="real numbers"):
         Trainer(mlp, SimpleNamespace(**{**xor_task().__dict__, "x_train": xor_task().x_train + 1j}))
+    narrow = nn.Sequential(nn.Linear(5, 2))
+    narrow.train()
+    with pytest.raises(ValueError, match=r"cannot take the task's inputs of shape \(n, 2\)"):
+        Trainer(narrow, xor_task())
+    assert narrow.training  # its mode put back
 
 
 def test_config_changes_apply_to_the_live_run():
@@ -462,3 +479,112 @@ def test_config_changes_apply_to_the_live_run():
     for bad in ({"lr": True}, {"explode_loss": 1.0}, {"explode_window": 0}, {"momentum": "x"}):
         with pytest.raises((TypeError, ValueError)):
             TrainConfig(**bad)
+
+
+def dropout_mlp(seed: int | None = None) -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 2))
+
+
+def _losses(rows: list[dict[str, float]]) -> list[tuple[int, float]]:
+    return [(int(r["step"]), r["loss"]) for r in rows]
+
+
+def test_save_then_restore_continues_exactly_as_if_never_stopped(tmp_path):
+    config = TrainConfig(optimizer="adam", lr=1e-2, batch_size=16, seed=3)
+    a = Trainer(dropout_mlp, xor_task(), config)
+    list(a.run(25))  # 120 samples in batches of 16: stopped in the middle of an epoch
+    path = a.save(tmp_path / "run.safetensors")
+    later = list(a.run(15))
+    b = Trainer(dropout_mlp, xor_task(), config)
+    list(b.run(7))  # a trainer with a life of its own: all of it is replaced
+    b.restore(path)
+    assert b.global_step == 25 and _losses(b.history) == _losses(a.history[:25])
+    assert _losses(list(b.run(15))) == _losses(later)  # same batches, dropout masks, updates
+    assert torch.equal(params_of(a.model), params_of(b.model))
+
+
+def _trainer_state(t: Trainer) -> tuple:
+    opt = t.optimizer.state_dict()
+    tensors = [v.clone() for s in opt["state"].values() for v in s.values() if torch.is_tensor(v)]
+    return (
+        params_of(t.model).clone(), tensors, repr(opt["param_groups"]), t.global_step,
+        _losses(t.history), t._cursor, t._batch_gen.get_state().clone(),
+    )  # fmt: skip
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    def equal(x, y) -> bool:
+        if torch.is_tensor(x):
+            return torch.equal(x, y)
+        if isinstance(x, list) and x and torch.is_tensor(x[0]):
+            return len(x) == len(y) and all(map(torch.equal, x, y))
+        return x == y
+
+    return all(map(equal, a, b))
+
+
+def test_a_failed_restore_leaves_model_optimizer_and_trainer_as_they_were(tmp_path):
+    config = TrainConfig(optimizer="adam", lr=1e-2, batch_size=16)
+    t, twin = Trainer(mlp, xor_task(), config), Trainer(mlp, xor_task(), config)
+    list(t.run(10))
+    list(twin.run(10))
+    good = Trainer(mlp, xor_task(), config)
+    list(good.run(4))
+    state = good.resume_state()
+    files = {}
+    for name, st_ in [
+        ("order", {**state, "trainer": {**state["trainer"], "order": "x"}}),
+        ("perm", {**state, "trainer": {**state["trainer"], "order": [0] * good.n_train}}),
+        ("rng", {**state, "trainer": {**state["trainer"], "batch_generator": "%%"}}),
+        ("window", {**state, "trainer": {**state["trainer"], "losses": [[1, "a"]]}}),
+        ("step", {**state, "step": -1}),
+        ("history", {**state, "history": [{"loss": 1.0}]}),
+    ]:
+        files[name] = save_checkpoint(tmp_path / f"{name}.safetensors", good.model,
+                                      optimizer=good.optimizer, state=st_)  # fmt: skip
+    sgd = Trainer(mlp, xor_task(), config.with_(optimizer="sgd"))
+    files["sgd"] = sgd.save(tmp_path / "sgd.safetensors")
+    wide = Trainer(lambda: nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)), xor_task())
+    files["arch"] = wide.save(tmp_path / "arch.safetensors")
+    before = _trainer_state(t)
+    for name, path in files.items():
+        with pytest.raises(CheckpointError):
+            t.restore(path)
+        assert _same(_trainer_state(t), before), name
+    with pytest.raises(FileNotFoundError):
+        t.restore(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError, match="history"):
+        t.restore(good.save(tmp_path / "good.safetensors"), history=[{"loss": 1.0}])
+    assert _same(_trainer_state(t), before)
+    assert _losses(list(t.run(5))) == _losses(list(twin.run(5)))  # still steps like its twin
+    assert torch.equal(params_of(t.model), params_of(twin.model))
+
+
+def test_restore_reseeds_the_good_state_and_takes_a_run_directorys_history(tmp_path):
+    t = Trainer(mlp, xor_task(), optimizer="sgd", lr=0.1)
+    list(t.run(10))
+    # as a run directory writes it: weights, optimizer and the step; the history kept apart
+    path = save_checkpoint(tmp_path / "c.safetensors", t.model, optimizer=t.optimizer,
+                           state={"step": 10})  # fmt: skip
+    kept = params_of(t.model).clone()
+    rows = [{**r, "step": float(r["step"])} for r in t.history]  # as read back from parquet
+    list(t.run(20))
+    t.restore(path, history=rows)
+    assert t.global_step == 10 and _losses(t.history) == _losses(rows)
+    with torch.no_grad():  # the next step fails: the state put back is the restored one,
+        t.model[0].weight.fill_(float("nan"))  # not one from the 30 steps before the restore
+    with pytest.raises(TrainingDiverged) as info:
+        t.step()
+    assert info.value.restored and info.value.restored_step == 10
+    assert torch.equal(params_of(t.model), kept)
+    assert math.isfinite(t.step()["loss"])
+
+
+def test_restoring_onto_other_training_data_warns_and_starts_a_fresh_shuffle(tmp_path):
+    a = Trainer(mlp, xor_task(), batch_size=16)
+    list(a.run(3))
+    path = a.save(tmp_path / "a.safetensors")
+    b = Trainer(mlp, xor_task(n=200), batch_size=16)
+    with pytest.warns(ExplorerWarning, match="fresh shuffle"):
+        b.restore(path)
+    assert b.global_step == 3 and math.isfinite(b.step()["loss"])

@@ -17,6 +17,7 @@ from explorer.device import ArrayLike
 __all__ = [
     "check_array",
     "check_finite",
+    "check_flag",
     "check_labels",
     "check_magnitude",
     "check_matrix",
@@ -181,6 +182,14 @@ def check_number(
         hi = "inf" if high is None else f"{high:g}"
         raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")
     return v
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Return ``value`` if it is a bool (numpy's too), else raise TypeError: a string such as
+    ``"no"`` or a number is never read as true or false."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
 
 
 def check_seed(seed: Any, name: str = "seed") -> int | None:

@@ -6,7 +6,6 @@ Hook points: ``hook_encoded`` (N, E) after the input encoding, ``layers.{i}.hook
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,7 +14,7 @@ from torch import nn
 
 from explorer.models.hooks import HookPoint
 from explorer.models.layers import ACTIVATIONS, ENCODINGS, Activation, Encoding, siren_init_
-from explorer.validation import check_positive_int
+from explorer.validation import check_flag, check_number, check_positive_int
 
 __all__ = ["MLP", "MLPConfig"]
 
@@ -52,11 +51,10 @@ class MLPConfig:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         for name in ("fourier_scale", "omega0", "act_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(
-                    f"MLPConfig.{name} must be a positive finite number, got {value!r}"
-                )
+            check_number(getattr(self, name), f"MLPConfig.{name}", low=0, low_open=True)
+        for name in ("residual", "layernorm"):
+            check_flag(getattr(self, name), f"MLPConfig.{name}")
+        check_positive_int(self.seed, "MLPConfig.seed", minimum=0)
 
 
 class MLPLayer(nn.Module):

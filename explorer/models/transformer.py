@@ -29,9 +29,9 @@ from explorer.models.attention import (
     pattern,
 )
 from explorer.models.hooks import HookPoint
-from explorer.models.layers import Activation
+from explorer.models.layers import ACTIVATIONS, Activation
 from explorer.models.positional import POSITIONAL, alibi_bias, apply_rope, sinusoidal_table
-from explorer.validation import check_positive_int
+from explorer.validation import check_flag, check_number, check_positive_int
 
 __all__ = ["Block", "Transformer", "TransformerConfig"]
 
@@ -64,9 +64,16 @@ class TransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads"):
+        for name in ("vocab_size", "n_ctx", "d_model", "n_layers", "n_heads", "window", "stride",
+                     "topk", "performer_features"):  # fmt: skip
             check_positive_int(getattr(self, name), f"TransformerConfig.{name}")
         check_positive_int(self.d_mlp, "TransformerConfig.d_mlp", minimum=0)
+        check_positive_int(self.seed, "TransformerConfig.seed", minimum=0)
+        check_number(self.temperature, "TransformerConfig.temperature", low=0, low_open=True)
+        for name in ("causal", "layernorm"):
+            check_flag(getattr(self, name), f"TransformerConfig.{name}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.pos not in POSITIONAL:

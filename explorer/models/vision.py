@@ -15,10 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from explorer.models.hooks import HookPoint
-from explorer.models.layers import Activation
+from explorer.models.layers import ACTIVATIONS, Activation
 from explorer.models.positional import sinusoidal_table
 from explorer.models.transformer import Block, TransformerConfig
-from explorer.validation import check_positive_int
+from explorer.validation import check_flag, check_positive_int
 
 __all__ = ["CNN", "CNNConfig", "ConvDecoder", "ConvDecoderConfig", "ViT", "ViTConfig"]
 
@@ -33,9 +33,17 @@ def _channels(value: Any, name: str) -> tuple[int, ...]:
     return tuple(check_positive_int(c, name) for c in chans)
 
 
-def _check_padding(mode: str) -> None:
-    if mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+def _check_conv(cfg: CNNConfig | ConvDecoderConfig) -> None:
+    """The fields both convolutional configs share."""
+    name = type(cfg).__name__
+    check_positive_int(cfg.kernel_size, f"{name}.kernel_size")
+    if cfg.kernel_size % 2 == 0:
+        raise ValueError(f"{name}.kernel_size must be odd (same padding), got {cfg.kernel_size}")
+    if cfg.padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {cfg.padding_mode!r}")
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {cfg.activation!r}")
+    check_positive_int(cfg.seed, f"{name}.seed", minimum=0)
 
 
 @dataclass
@@ -56,9 +64,8 @@ class CNNConfig:
         self.channels = _channels(self.channels, "CNNConfig.channels")
         check_positive_int(self.in_channels, "CNNConfig.in_channels")
         check_positive_int(self.n_classes, "CNNConfig.n_classes")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size!r}")
-        _check_padding(self.padding_mode)
+        check_flag(self.pool, "CNNConfig.pool")
+        _check_conv(self)
 
 
 class ConvBlock(nn.Module):
@@ -163,9 +170,7 @@ class ConvDecoderConfig:
             raise ValueError(f"upsample must be one of {UPSAMPLING}, got {self.upsample!r}")
         if self.output not in ("none", "sigmoid"):
             raise ValueError(f"output must be 'none' or 'sigmoid', got {self.output!r}")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size!r}")
-        _check_padding(self.padding_mode)
+        _check_conv(self)
 
 
 class ConvDecoder(nn.Module):

@@ -24,6 +24,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ __all__ = [
 
 FORMAT, VERSION = "explorer.checkpoint", 1
 _MODEL, _OPTIM = "model.", "optimizer.state."
-_TEMP = re.compile(r"^\..+\.safetensors\.(?:(\d+)\.)?[^.]*\.tmp$")  # .<name>.<pid>.<random>.tmp
+# .<name>.<pid>.<random>.tmp (older writers: no pid)
+_TEMP = re.compile(r"^\..+\.(?:safetensors|parquet|json)\.(?:(\d+)\.)?\w+\.tmp$")
 _SIZE_FLOOR = 1 << 16  # config sizes up to this pass the bound whatever the file holds
 
 
@@ -150,15 +152,29 @@ def save_checkpoint(
         "state": state or {},
     }
     metadata = {"explorer": _dumps(header)}
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def write_atomically(
+    path: str | os.PathLike[str], write: Callable[[str], object], *, fsync: bool = True
+) -> Path:
+    """Write ``path`` all at once: ``write(tmp)`` fills a temporary file next to it (named
+    ``.<name>.<pid>.<random>.tmp`` after this process), flushed to disk unless ``fsync=False``,
+    then renamed over ``path`` — an error or a crash mid-write leaves any previous file intact.
+    Temporary files in that folder whose writer process is gone (a ``kill -9``) are removed
+    first. Every file explorer writes (checkpoints, run directories) goes through here."""
+    path = Path(path)
     _remove_stale_temps(path.parent)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared run from other readers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

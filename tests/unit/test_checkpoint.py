@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from explorer.train.checkpoint import (
     load_checkpoint,
     load_torch_weights,
     save_checkpoint,
+    write_atomically,
 )
 
 
@@ -323,3 +326,38 @@ def test_stale_temp_files_of_killed_saves_are_removed_by_the_next_save(tmp_path)
     save_checkpoint(target, MLP(width=4))
     assert {p.name for p in tmp_path.iterdir()} == {"m.safetensors", in_flight.name}
     load_checkpoint(target)
+
+
+def test_every_atomic_write_keeps_the_old_file_on_error_and_sweeps_dead_writers_temps(tmp_path):
+    target = tmp_path / "history.parquet"
+    write_atomically(target, lambda tmp: Path(tmp).write_text("old"), fsync=False)
+    assert target.read_text() == "old" and target.stat().st_mode & 0o777 == 0o644
+
+    def fails(tmp: str) -> None:
+        Path(tmp).write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, fails)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    stale = [
+        tmp_path / f".status.json.{dead}.x1y2z3ab.tmp",  # a writer killed mid-write
+        tmp_path / ".history.parquet.q9w8e7r6.tmp",  # an older writer's name, hours old
+    ]
+    for p in stale:
+        p.write_text("junk")
+    os.utime(stale[1], (time.time() - 7200, time.time() - 7200))
+    fresh = tmp_path / ".history.parquet.a1b2c3d4.tmp"  # no pid and recent: maybe in flight
+    live = tmp_path / f".status.json.{os.getpid()}.abcd1234.tmp"
+    mine = tmp_path / "notes.json.tmp"  # not ours: never touched
+    for p in (fresh, live, mine):
+        p.write_text("keep")
+    write_atomically(tmp_path / "status.json", lambda tmp: Path(tmp).write_text("{}"))
+    assert {p.name for p in tmp_path.iterdir()} == {
+        target.name,
+        "status.json",
+        fresh.name,
+        live.name,
+        mine.name,
+    }

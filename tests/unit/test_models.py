@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from explorer.models import (
     MLPConfig,
     NeuralField,
     Transformer,
+    TransformerConfig,
     ViT,
     ViTConfig,
     build_model,
@@ -181,6 +184,32 @@ def test_build_model_errors():
 def test_bad_configs_raise_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+_BAD_VALUES = {
+    int: [-1, True, 2.5, "3", None],
+    float: [math.nan, math.inf, -1.0, True, "x", None],
+    str: ["bogus", 3, None],
+    bool: [2, "yes", None],
+}
+
+
+@pytest.mark.parametrize(
+    "config", [MLPConfig, TransformerConfig, CNNConfig, ConvDecoderConfig, ViTConfig]
+)
+def test_every_config_field_refuses_bad_values_before_a_model_is_built(config):
+    """Issue 19: TransformerConfig(performer_features=0) failed only in forward, a bogus
+    activation only when built, strings and numbers passed for flags and seeds."""
+    hints = typing.get_type_hints(config)
+    checked = 0
+    for field in dataclasses.fields(config):
+        for value in _BAD_VALUES.get(hints[field.name], []):
+            with pytest.raises((ValueError, TypeError)):
+                config(**{field.name: value})
+            checked += 1
+    assert checked >= 20
+    with pytest.raises(ValueError, match="performer_features must be an integer >= 1"):
+        TransformerConfig(attention="performer", performer_features=0)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from explorer.analysis.spectra.fourier import Spectrum, _rings
+from explorer.analysis.spectra.response import mixer_gain
 from explorer.device import as_numpy
 from explorer.validation import (
     check_array,
@@ -44,7 +45,7 @@ def grid_mixing_response(mixer: Any, grid: tuple[int, int]) -> Spectrum:
     rows, cols = np.divmod(np.arange(h * w), w)
     u, v = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     waves = np.exp(2j * np.pi * (np.outer(rows, u.ravel()) / h + np.outer(cols, v.ravel()) / w))
-    gain = np.linalg.norm(a @ waves, axis=-2) / np.sqrt(h * w)  # (..., h·w); ‖v_f‖ = √(h·w)
+    gain = mixer_gain(a, waves)  # (..., h·w)
     ring, n_rings = _rings(h, w)
     ring = ring.ravel()
     power = np.stack([gain[..., ring == k].mean(-1) for k in range(n_rings)], axis=-1)

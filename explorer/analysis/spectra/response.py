@@ -63,13 +63,16 @@ def mixing_frequency_response(mixer: Any, *, device: DeviceLike = "auto") -> Spe
     t = int(a.shape[-1])
     if a.shape[-2] != t:
         raise ValueError(f"mixer must be square (..., T, T), got {tuple(a.shape)}")
-    engine = engine_for(device, a)
-    ae = to_engine(a, engine, device)
     k = np.arange(t // 2 + 1)
-    basis = np.exp(2j * np.pi * np.outer(np.arange(t), k) / t)  # (T, K), columns ‖v‖ = √T
-    if engine == "torch":
-        mixed = ae.to(torch.complex128) @ torch.as_tensor(basis, device=ae.device)
-        gain = as_numpy(torch.linalg.vector_norm(mixed, dim=-2)) / np.sqrt(t)
-    else:
-        gain = np.linalg.norm(ae @ basis, axis=-2) / np.sqrt(t)
-    return Spectrum(k / t, gain, "gain")
+    waves = np.exp(2j * np.pi * np.outer(np.arange(t), k) / t)  # (T, K)
+    return Spectrum(k / t, mixer_gain(to_engine(a, engine_for(device, a), device), waves), "gain")
+
+
+def mixer_gain(a: np.ndarray | torch.Tensor, waves: np.ndarray) -> np.ndarray:
+    """``‖A v‖ / ‖v‖`` for each column ``v`` of ``waves`` (T, K), unit-modulus entries so
+    ‖v‖ = √T, through mixers ``a`` (..., T, T) (numpy, or torch on its device): (..., K)."""
+    norm = np.sqrt(len(waves))
+    if isinstance(a, torch.Tensor):
+        mixed = a.to(torch.complex128) @ torch.as_tensor(waves, device=a.device)
+        return as_numpy(torch.linalg.vector_norm(mixed, dim=-2)) / norm
+    return np.linalg.norm(a @ waves, axis=-2) / norm

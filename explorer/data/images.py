@@ -11,7 +11,7 @@ import torch
 
 from explorer.data.signals import field_task
 from explorer.data.task import Task, check_fraction, rng, split_rows
-from explorer.validation import check_positive_int
+from explorer.validation import check_flag, check_number, check_positive_int
 
 __all__ = ["PHOTOS", "PROCEDURAL", "digits", "image", "image_prior", "image_task", "shapes"]
 
@@ -55,6 +55,8 @@ def _procedural(name: str, size: int, seed: int) -> np.ndarray:
 def image(name: str = "camera", size: int = 64, *, gray: bool = True, seed: int = 0) -> np.ndarray:
     """A ``size``×``size`` image: a bundled photo (``PHOTOS``) or a pattern (``PROCEDURAL``)."""
     check_positive_int(size, "size", minimum=4)
+    check_flag(gray, "gray")
+    check_positive_int(seed, "seed", minimum=0)
     if name in PHOTOS:
         from skimage.color import rgb2gray
         from skimage.transform import resize
@@ -112,8 +114,7 @@ def image_prior(
     """
     check_positive_int(code_channels, "code_channels")
     check_positive_int(code_size, "code_size")
-    if not (np.isfinite(noise) and noise > 0):
-        raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
+    check_number(noise, "noise (a standard deviation)", low=0, low_open=True)
     gen = rng(seed)
     clean = image(name, size, seed=seed)[None, None].astype(np.float32)  # (1, 1, size, size)
     noisy = (clean + noise * gen.standard_normal(clean.shape)).astype(np.float32)
@@ -186,6 +187,7 @@ def shapes(
     check_positive_int(n, "n", minimum=len(classes))
     check_positive_int(size, "size", minimum=8)
     check_fraction(test_fraction, "test_fraction", allow_zero=True)
+    check_number(noise, "noise", low=0)
     unknown = [c for c in classes if c not in SHAPES]
     if unknown or not classes:
         raise ValueError(f"classes must be a non-empty subset of {SHAPES}, got {classes!r}")

@@ -7,14 +7,13 @@ out interleaved grid points (``holdout_every``), so test scores measure interpol
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from explorer.data.task import Task, rng
-from explorer.validation import check_positive_int
+from explorer.validation import check_number, check_positive_int
 
 __all__ = ["coordinate_grid", "field_task", "signal_1d"]
 
@@ -94,6 +93,10 @@ def signal_1d(
     if kind not in SIGNALS_1D:
         raise ValueError(f"kind must be one of {SIGNALS_1D}, got {kind!r}")
     check_positive_int(n, "n", minimum=8)
+    check_number(noise, "noise", low=0)
+    for name, f in (("f_start", f_start), ("f_end", f_end)):
+        check_number(f, name, low=0)
+    check_positive_int(n_steps, "n_steps", minimum=2)
     gen = rng(seed)
     u = np.arange(n) / n
     meta: dict[str, object] = {"signal": kind}
@@ -111,18 +114,15 @@ def signal_1d(
         y = sum(a * np.sin(2 * np.pi * f * u + p) for a, f, p in zip(amps, freqs, phases))
         meta.update(frequencies=freqs, amplitudes=amps)
     elif kind == "chirp":
-        if not (0 <= f_start < n / 2 and 0 <= f_end < n / 2):
+        if not (f_start < n / 2 and f_end < n / 2):
             raise ValueError(f"f_start and f_end must lie in [0, n/2) = [0, {n / 2:g})")
         y = np.sin(2 * np.pi * (f_start * u + (f_end - f_start) * u**2 / 2))
         meta.update(f_start=f_start, f_end=f_end)
     else:
-        check_positive_int(n_steps, "n_steps", minimum=2)
         edges = np.sort(gen.choice(np.arange(1, n), n_steps - 1, replace=False))
         levels = gen.uniform(-1, 1, n_steps)
         y = levels[np.searchsorted(edges, np.arange(n), side="right")]
         meta.update(n_steps=n_steps)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     y = np.asarray(y, dtype=np.float64) + noise * gen.standard_normal(n)
     return field_task(
         f"signal_{kind}", y[:, None], holdout_every=holdout_every, seed=seed, noise=noise, **meta

@@ -7,13 +7,12 @@ scale), ``test_fraction``, ``imbalance`` (size of the smallest class relative to
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
 from explorer.data.task import Task, rng, split_rows
-from explorer.validation import check_positive_int
+from explorer.validation import check_number, check_positive_int
 
 __all__ = ["blobs", "checkerboard", "circles", "moons", "spirals", "xor"]
 
@@ -47,8 +46,8 @@ def _make(
 ) -> Task:
     check_positive_int(n, "n", minimum=2)
     check_positive_int(n_classes, "n_classes", minimum=2)
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    check_number(noise, "noise", low=0)
+    check_number(imbalance, "imbalance", low=0, low_open=True, high=1)
     gen = rng(seed)
     xs, ys = [], []
     for c, count in enumerate(class_counts(n, n_classes, imbalance)):
@@ -74,6 +73,7 @@ def spirals(
     seed: int = 0,
 ) -> Task:
     """Interleaved spiral arms, one per class, radius growing from 0 to 1 over ``turns``."""
+    check_number(turns, "turns", low=0, low_open=True)
 
     def sample(c: int, m: int, gen: np.random.Generator) -> np.ndarray:
         t = np.sqrt(gen.uniform(0.02, 1.0, m))
@@ -156,6 +156,7 @@ def blobs(
     seed: int = 0,
 ) -> Task:
     """Isotropic Gaussian blobs (std ``spread``) with centres evenly placed on a circle of 0.7."""
+    check_number(spread, "spread", low=0)
 
     def sample(c: int, m: int, gen: np.random.Generator) -> np.ndarray:
         ang = 2 * np.pi * c / n_classes

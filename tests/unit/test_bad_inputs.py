@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import explorer.analysis as an
+import explorer.data as data_tasks
 from explorer.analysis import alignment as al
 from explorer.analysis import attention as at
 from explorer.analysis import geometry as geo
@@ -499,6 +500,30 @@ def test_census_every_bad_input_gets_a_clear_error(data: dict[str, Any]) -> None
     for case, got in sorted(failures.items()):
         print(f"  {case}: {got}")
     assert failures == {}
+
+
+def test_every_task_generator_refuses_bad_parameters() -> None:
+    """The data boundary too: every keyword of every task in ``explorer.data.TASKS`` with a
+    number, flag or choice default, at NaN, inf, -1, a bool and a string (numbers), 2 and
+    "yes" (flags) or an unknown name (choices), is a ValueError/TypeError — not data with
+    NaN in it, spirals of -1 turns or ``gray="yes"`` read as true. (A keyword that may
+    legitimately be negative needs its own case here.)"""
+    bad: dict[type, list[Any]] = {
+        bool: [2, "yes"], int: [math.nan, math.inf, -1, True, "3"],
+        float: [math.nan, math.inf, -1, True, "3"], str: ["bogus"],
+    }  # fmt: skip
+    accepted, tried = [], 0
+    for name in data_tasks.TASKS:
+        for param in inspect.signature(getattr(data_tasks, name)).parameters.values():
+            for value in bad.get(type(param.default), []):
+                tried += 1
+                try:
+                    getattr(data_tasks, name)(**{param.name: value})
+                except (ValueError, TypeError):
+                    continue
+                accepted.append(f"{name}({param.name}={value!r})")
+    print(f"\ncensus (data tasks): {tried - len(accepted)}/{tried} refused")
+    assert tried > 500 and accepted == []
 
 
 # ------------------------------------------------------------------------------ scale

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.analysis.frames import tidy
 from explorer.analysis.metric import Metric
 from explorer.device import ArrayLike, DeviceLike, as_numpy, as_torch, backend_for, resolve_device
+from explorer.frames import tidy
 from explorer.kernels._numba import threads as numba_threads
 from explorer.kernels.attention import N_HEAD_STATS, attention_flow_kernel, head_stats_kernel
 from explorer.validation import check_array, check_finite, check_number, check_positive_int

@@ -1,21 +1,22 @@
-"""Tidy (long-format) results: one row per measured value."""
+"""Deprecated location of :func:`explorer.frames.tidy` (moved so that ``analysis`` and ``train``
+no longer import each other); importing ``tidy`` from here warns and will stop working."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import warnings
 from typing import Any
 
-import pandas as pd
-
-__all__ = ["tidy"]
-
-_LEADING = ("model_a", "layer_a", "model_b", "layer_b", "model", "layer", "head", "seed", "step")
+__all__: list[str] = []
 
 
-def tidy(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records → long DataFrame with identifier columns first, then ``metric``, ``value``."""
-    df = pd.DataFrame.from_records(list(records))
-    ids = [c for c in _LEADING if c in df.columns]
-    rest = [c for c in df.columns if c not in ids and c not in ("metric", "value")]
-    tail = [c for c in ("metric", "value") if c in df.columns]
-    return df[ids + rest + tail]
+def __getattr__(name: str) -> Any:
+    if name == "tidy":
+        warnings.warn(
+            "explorer.analysis.frames.tidy moved to explorer.frames.tidy; import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from explorer.frames import tidy
+
+        return tidy
+    raise AttributeError(f"module 'explorer.analysis.frames' has no attribute {name!r}")

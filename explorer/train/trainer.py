@@ -35,9 +35,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.analysis.frames import tidy
 from explorer.device import as_torch, resolve_device
 from explorer.errors import ExplorerWarning
+from explorer.frames import tidy
 from explorer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.objectives import IGNORE, batch_loss, resolve_loss

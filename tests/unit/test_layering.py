@@ -44,3 +44,19 @@ def test_version_from_metadata() -> None:
     import widgets
 
     assert explorer.__version__ == importlib.metadata.version("explorer") == widgets.__version__
+
+
+def _loaded(code: str, prefix: str) -> list[str]:
+    script = f"{code}\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def test_analysis_and_train_do_not_import_each_other() -> None:
+    walk = (
+        "import importlib, pkgutil, explorer.{0} as p\n"
+        "for m in pkgutil.walk_packages(p.__path__, 'explorer.{0}.'):\n"
+        "    importlib.import_module(m.name)"
+    )
+    assert _loaded(walk.format("analysis"), "explorer.train") == []
+    assert _loaded(walk.format("train"), "explorer.analysis") == []

@@ -21,10 +21,10 @@ from explorer.analysis.alignment.neighbors import cknna, mutual_knn
 from explorer.analysis.alignment.predictivity import linear_predictivity, linearity_score
 from explorer.analysis.alignment.rsa import rsa
 from explorer.analysis.alignment.shape import bures_similarity, procrustes_distance
-from explorer.analysis.frames import tidy
 from explorer.analysis.metric import Metric
 from explorer.analysis.pooling import Pool
 from explorer.device import DeviceLike, resolve_device
+from explorer.frames import tidy
 from explorer.validation import check_positive_int
 
 __all__ = ["METRICS", "compare", "similarity_matrix"]

@@ -14,9 +14,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from explorer.analysis.alignment.cca import as_float64
-from explorer.analysis.frames import tidy
 from explorer.analysis.pooling import Pool
 from explorer.device import as_numpy
+from explorer.frames import tidy
 from explorer.validation import check_array, check_labels, check_number, check_paired, check_seed
 
 __all__ = ["relative_representation", "zero_shot_stitching"]

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.analysis.frames import tidy
 from explorer.analysis.geometry import collapse, dimension, spectrum
 from explorer.analysis.metric import Metric
 from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import DeviceLike, as_numpy, resolve_device
 from explorer.errors import ExplorerWarning, warn_deprecated
+from explorer.frames import tidy
 from explorer.validation import check_labels, check_matrix, check_positive_int, check_seed
 
 __all__ = ["METRICS", "geometry_over_training", "geometry_profile"]

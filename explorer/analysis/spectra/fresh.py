@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from explorer.analysis.frames import tidy
 from explorer.analysis.spectra.fourier import grid_maps, spectrum_distance
 from explorer.device import DeviceLike, as_numpy, resolve_device
+from explorer.frames import tidy
 from explorer.validation import check_array, check_number, check_positive_int, check_seed, rescale
 
 __all__ = ["FourierSweep", "fourier_feature_sweep", "psnr"]

@@ -32,11 +32,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.analysis.frames import tidy
 from explorer.analysis.spectra._backend import engine_for
 from explorer.analysis.spectra.powerlaw import fit_power_law
 from explorer.device import DeviceLike, as_numpy, as_torch, resolve_device
 from explorer.errors import ExplorerWarning
+from explorer.frames import tidy
 from explorer.validation import check_array, check_magnitude, check_matrix, check_positive_int
 
 __all__ = [

@@ -11,6 +11,7 @@ attention) fall back to one :class:`Trainer` per seed, stepped in turn.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,15 +23,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from explorer.analysis.frames import tidy
 from explorer.device import resolve_device
+from explorer.frames import tidy
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.objectives import per_seed_loss, resolve_loss
 from explorer.train.optim import build_optimizer, lr_at, set_lr
 from explorer.train.state import GoodState, TrainingDiverged, all_finite
 from explorer.train.trainer import ModelFactory, Trainer, _uses_dropout, build_seeded, task_tensors
+from explorer.validation import check_positive_int
 
-__all__ = ["MultiSeedTrainer"]
+__all__ = ["MultiSeedTrainer", "seed_models"]
 
 
 class _Stacked(nn.Module):
@@ -402,3 +404,48 @@ def _stack(key: str, values: list[Any], stacked: torch.Tensor) -> Any:
         if first.shape == stacked.shape[1:]:
             return torch.stack(values).to(stacked.device)
     return first.clone() if isinstance(first, torch.Tensor) else copy.deepcopy(first)
+
+
+def seed_models(
+    model: nn.Module | ModelFactory,
+    task: TaskLike,
+    config: TrainConfig | None,
+    seeds: Sequence[int],
+    steps: int,
+) -> dict[int, nn.Module]:
+    """Train fresh models of ``model``'s architecture under other ``seeds`` for ``steps`` steps.
+
+    ``model``: a factory ``f(seed)`` (or ``f()``, see :func:`build_seeded`), or a built-in
+    model whose config dataclass has a ``seed`` field (rebuilt with that seed replaced).
+    Training uses :class:`MultiSeedTrainer` on ``task`` under ``config`` (batched with vmap
+    where possible). Returns seed → trained model.
+    """
+    if isinstance(model, nn.Module):
+        cfg = getattr(model, "config", None)
+        if (
+            cfg is None
+            or not dataclasses.is_dataclass(cfg)
+            or isinstance(cfg, type)
+            or "seed" not in {f.name for f in dataclasses.fields(cfg)}
+        ):
+            raise TypeError(
+                f"{type(model).__name__} has no config dataclass with a seed; pass a factory "
+                "f(seed) that builds your model instead"
+            )
+        arch, base = type(model), cfg
+
+        def factory(seed: int) -> nn.Module:
+            return arch(dataclasses.replace(base, seed=seed))
+
+    elif callable(model):
+        factory = model  # type: ignore[assignment]
+    else:
+        raise TypeError(f"model must be an nn.Module or a factory, got {type(model).__name__}")
+    steps = check_positive_int(steps, "steps", minimum=0)
+    seeds = [check_positive_int(s, "every seed", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: pass at least one integer seed")
+    trainer = MultiSeedTrainer(factory, task, config, seeds=seeds)
+    for _ in trainer.run(steps):
+        pass
+    return dict(zip(trainer.seeds, trainer.models()))

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from explorer.analysis.alignment import cka_matrix
-from explorer.analysis.alignment.models import default_layers, model_at, model_representations
+from explorer.analysis.alignment.models import model_representations
 from explorer.models import CNN, MLP, CNNConfig, MLPConfig, Transformer, TransformerConfig
+from explorer.models.observe import default_layers, model_at
 from widgets.alignment import AlignmentLab
 from widgets.training import TrainingLab
 

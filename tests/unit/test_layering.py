@@ -47,7 +47,9 @@ def test_version_from_metadata() -> None:
 
 
 def _loaded(code: str, prefix: str) -> list[str]:
-    script = f"{code}\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))"
+    script = (
+        f"{code}\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return [line for line in out.stdout.splitlines() if line]
 

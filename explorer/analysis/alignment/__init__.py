@@ -14,11 +14,7 @@ from explorer.analysis.alignment._prep import layer_representations
 from explorer.analysis.alignment.cca import canonical_correlations, cca_similarity, pwcca, svcca
 from explorer.analysis.alignment.cka import cka_matrix, linear_cka, rbf_cka
 from explorer.analysis.alignment.compare import METRICS, compare, similarity_matrix
-from explorer.analysis.alignment.models import (
-    model_representations,
-    seed_models,
-    text_representations,
-)
+from explorer.analysis.alignment.models import model_representations, text_representations
 from explorer.analysis.alignment.neighbors import cknna, cosine_knn, mutual_knn
 from explorer.analysis.alignment.predictivity import linear_predictivity, linearity_score
 from explorer.analysis.alignment.relative import relative_representation, zero_shot_stitching
@@ -59,7 +55,6 @@ __all__ = [
     "rdm",
     "relative_representation",
     "rsa",
-    "seed_models",
     "similarity_matrix",
     "svcca",
     "text_representations",
@@ -69,6 +64,7 @@ __all__ = [
 _MOVED = {
     "Metric": "explorer.analysis.Metric",
     "pool_features": "explorer.analysis.pool_features",
+    "seed_models": "explorer.train.seed_models",
 }
 
 

@@ -14,23 +14,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.analysis.alignment.models import default_layers
 from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import as_numpy
 from explorer.models.hooks import capture
+from explorer.models.observe import default_layers, short_names
 from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = ["model_points", "token_states"]
-
-
-def _short(name: str) -> str:
-    parts = name.split(".")
-    special = {"blocks.0.hook_resid_pre": "embed", "hook_encoded": "input"}
-    if name in special:
-        return special[name]
-    if len(parts) >= 3 and parts[1].isdigit():
-        return f"L{parts[1]}"
-    return name
 
 
 def _as_points(a: np.ndarray, pool: Pool) -> np.ndarray:
@@ -65,9 +55,9 @@ def model_points(
     n_samples = first.shape[0]
     tokens = first.ndim == 3 and pool == "tokens"
     seq_len = first.shape[1] if tokens else 1
-    labels_short = {_short(n) for n in names}
-    key = _short if len(labels_short) == len(names) else (lambda n: n)
-    points = {key(n): _as_points(cache[n].numpy(), pool) for n in names}
+    points = {
+        label: _as_points(cache[n].numpy(), pool) for label, n in zip(short_names(names), names)
+    }
     meta = pd.DataFrame({"sample": np.repeat(np.arange(n_samples), seq_len)})
     if tokens:
         meta["position"] = np.tile(np.arange(seq_len), n_samples)

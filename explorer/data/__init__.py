@@ -4,6 +4,7 @@ Every generator returns a :class:`Task`; :func:`make_task` builds one by name::
 
     task = make_task("spirals", n=500, noise=0.05, seed=1)
     task = make_task("modular_addition", p=53, train_fraction=0.4)
+    task = user_task(df, features=["a", "b"], target="label")     # your own data
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from explorer.data.signals import coordinate_grid, field_task, signal_1d
 from explorer.data.task import IGNORE_INDEX, KINDS, Task
 from explorer.data.text import char_text, load_text
 from explorer.data.toy2d import blobs, checkerboard, circles, moons, spirals, xor
+from explorer.data.user import check_model_fits, user_task
 
 __all__ = [
     "IGNORE_INDEX",
@@ -43,6 +45,7 @@ __all__ = [
     "associative_recall",
     "blobs",
     "char_text",
+    "check_model_fits",
     "checkerboard",
     "circles",
     "coordinate_grid",
@@ -69,6 +72,7 @@ __all__ = [
     "spirals",
     "stochastic_block_model",
     "topic_markov",
+    "user_task",
     "xor",
 ]
 

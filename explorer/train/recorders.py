@@ -5,6 +5,11 @@ A snapshot holds the step's metrics, parameters, chosen activations (hook names 
 :class:`~explorer.train.probes.Probe`. When the buffer exceeds ``max_bytes``, policy
 ``"ring"`` drops the oldest snapshots; ``"thin"`` drops every second one and doubles ``every``,
 so the buffer always spans the whole run at an even spacing.
+
+Whoever wants to follow a run live subscribes: ``unsubscribe = recorder.subscribe(callback)``
+calls ``callback(snapshot)`` after every recording, in the recording thread (keep it cheap:
+the labs only hand the snapshot to their own drawing thread). ``run_id`` changes whenever the
+buffer starts a new run (:meth:`Recorder.clear`, :meth:`Recorder.retarget`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import threading
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -100,6 +106,39 @@ class Recorder:
         self._steps: list[int] = []
         self._bytes = 0
         self._lock = threading.RLock()
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self.run_id = 0
+
+    # ------------------------------------------------------------------ following
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call ``callback(snapshot)`` after every recording (in the recording thread) until
+        the returned function is called. A callback that raises is reported with a
+        ``RuntimeWarning`` and stays subscribed; recording goes on."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, snap: Snapshot) -> None:
+        with self._lock:
+            callbacks = list(self._subscribers)
+        for callback in callbacks:
+            try:
+                callback(snap)
+            except Exception as err:
+                warnings.warn(
+                    f"recorder subscriber {callback!r} failed at step {snap.step}: "
+                    f"{type(err).__name__}: {err}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     # ------------------------------------------------------------------ recording
     def _hook_patterns(self) -> list[str]:
@@ -170,6 +209,7 @@ class Recorder:
         with self._lock:
             self._insert(snap)
             self._enforce_bound()
+        self._notify(snap)
         return snap
 
     def maybe_record(self) -> Snapshot | None:
@@ -201,9 +241,28 @@ class Recorder:
                 self._bytes = sum(s.nbytes for s in self._snaps)
                 self.every *= 2
 
+    def restore(self, snapshots: Iterable[Snapshot]) -> None:
+        """Put saved snapshots back (e.g. read from a run directory) without notifying
+        subscribers; the memory bound applies as for recorded ones."""
+        with self._lock:
+            for snap in snapshots:
+                if not isinstance(snap, Snapshot):
+                    raise TypeError(f"expected Snapshot, got {type(snap).__name__}")
+                self._insert(snap)
+            self._enforce_bound()
+
+    def truncate(self, step: int) -> None:
+        """Drop the snapshots recorded after ``step`` (training was rolled back to it)."""
+        with self._lock:
+            i = bisect.bisect_right(self._steps, int(step))
+            self._bytes -= sum(s.nbytes for s in self._snaps[i:])
+            del self._snaps[i:], self._steps[i:]
+
     def clear(self) -> None:
+        """Drop every snapshot: a new run starts (``run_id`` changes)."""
         with self._lock:
             self._snaps, self._steps, self._bytes = [], [], 0
+            self.run_id += 1
 
     def retarget(self, trainer: Trainer) -> None:
         """Follow a rebuilt trainer (new model or task): clears the buffer, re-derives the

@@ -165,3 +165,51 @@ def test_concurrent_recording_and_reading():
     done.set()
     th.join()
     assert not errors and r.nbytes <= 20 * 1024
+
+
+def test_subscribe_calls_back_after_every_recording_until_unsubscribed():
+    t = Trainer(mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=5)
+    seen: list[int] = []
+    unsubscribe = r.subscribe(lambda s: seen.append(s.step))
+    r.record()
+    for _ in t.run(10):
+        r.maybe_record()
+    assert seen == [0, 5, 10]
+    unsubscribe()
+    unsubscribe()  # twice is fine
+    r.record()
+    assert seen == [0, 5, 10]
+    with pytest.raises(TypeError, match="callable"):
+        r.subscribe(3)  # type: ignore[arg-type]
+
+
+def test_a_failing_subscriber_warns_and_recording_goes_on():
+    t = Trainer(mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=1)
+    seen: list[int] = []
+
+    def broken(_snap):
+        raise RuntimeError("view gone")
+
+    r.subscribe(broken)
+    r.subscribe(lambda s: seen.append(s.step))
+    with pytest.warns(RuntimeWarning, match="view gone"):
+        r.record()
+    assert seen == [0] and len(r) == 1
+
+
+def test_run_id_changes_with_a_new_run_and_truncate_restore_keep_order():
+    t = Trainer(mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=2)
+    r.record()
+    for _ in t.run(6):
+        r.maybe_record()
+    snaps = list(r)
+    run = r.run_id
+    r.truncate(3)
+    assert r.steps == [0, 2] and r.nbytes == sum(s.nbytes for s in snaps[:2])
+    r.clear()
+    assert r.run_id == run + 1 and len(r) == 0
+    r.restore(reversed(snaps))
+    assert r.steps == [0, 2, 4, 6] and r.latest is snaps[-1]

@@ -1,0 +1,289 @@
+"""Sources of snapshots: one small protocol over everything a lab can look at.
+
+A *source* yields :class:`~explorer.train.Snapshot` s (step, parameters, recorded activations,
+attention, predictions, metrics) and knows how to rebuild the model at a step::
+
+    source.name, source.steps, source.latest, source.at(step)
+    source.model_at(step)            # an nn.Module holding the weights at that step
+    source.history()                 # one metric dict per step (may be empty)
+    source.task, source.probe        # evaluation inputs (x_test, y_test, meta) and probe
+    source.subscribe(cb) -> unsubscribe   # cb(snapshot) for each new snapshot
+    source.run_id                    # changes when the source starts a new run
+    source.notes                     # sentences a lab shows in its status line
+
+:func:`as_source` turns each of these into one: a :class:`~explorer.train.Recorder` (or a
+training lab, through its ``recorder``), a run directory written by
+:class:`~explorer.train.runs.RunWriter` (a :class:`~explorer.train.runs.Run`), a model with
+inputs (``(model, inputs)``; explorer's models or any ``nn.Module``), and a Hugging Face model
+folder with texts (``(folder, texts)``). Compute only: no UI here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from explorer.models.hooks import capture, hook_names
+from explorer.models.observe import model_at
+from explorer.train.config import TaskLike
+from explorer.train.probes import Probe
+from explorer.train.recorders import ATTENTION_HOOKS, Recorder, Snapshot
+from explorer.train.runs import Run, RunError, RunTask
+
+__all__ = ["ModelSource", "RecorderSource", "Source", "as_source"]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What a lab follows (see the module docstring)."""
+
+    name: str
+
+    @property
+    def steps(self) -> list[int]: ...
+
+    @property
+    def latest(self) -> Snapshot | None: ...
+
+    @property
+    def run_id(self) -> int: ...
+
+    def at(self, step: int) -> Snapshot: ...
+
+    def model_at(self, step: int) -> nn.Module: ...
+
+    def history(self) -> list[dict[str, float]]: ...
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]: ...
+
+
+def _no_unsubscribe() -> None:
+    return None
+
+
+class RecorderSource:
+    """A live :class:`Recorder` (and its trainer) as a source. The task, probe and model are
+    read when asked, so a rebuilt trainer (new task, new model) is followed, never frozen."""
+
+    notes: tuple[str, ...] = ()
+
+    def __init__(self, recorder: Recorder) -> None:
+        if not isinstance(recorder, Recorder):
+            raise TypeError(f"expected a Recorder, got {type(recorder).__name__}")
+        self.recorder = recorder
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.recorder.trainer.task, "name", "training"))
+
+    @property
+    def steps(self) -> list[int]:
+        return self.recorder.steps
+
+    @property
+    def latest(self) -> Snapshot | None:
+        return self.recorder.latest
+
+    @property
+    def run_id(self) -> int:
+        return self.recorder.run_id
+
+    @property
+    def task(self) -> TaskLike:
+        return self.recorder.trainer.task
+
+    @property
+    def probe(self) -> Probe | None:
+        return self.recorder.probe
+
+    def at(self, step: int) -> Snapshot:
+        return self.recorder.at(step)
+
+    def model_at(self, step: int) -> nn.Module:
+        snap = self.recorder.at(step)
+        if not snap.params:
+            raise ValueError("the recorder keeps no parameters (params=False): no model at a step")
+        return model_at(self.recorder.trainer.model, snap.params).eval()
+
+    def history(self) -> list[dict[str, float]]:
+        return list(self.recorder.trainer.history)
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        return self.recorder.subscribe(callback)
+
+    def __repr__(self) -> str:
+        return f"RecorderSource({self.recorder!r})"
+
+
+class ModelSource:
+    """One model looked at on fixed inputs: a source with a single snapshot at step 0.
+
+    ``inputs``: a tensor/array batch, a text or a list of texts (for a pretrained
+    transformer, see :func:`explorer.models.load_pretrained`); ``labels`` (n,) optional;
+    ``tokens``: display strings for the first input's positions (taken from the model's
+    tokenizer for text). The snapshot holds the parameters, the attention patterns (when the
+    model has ``blocks.*.attn.hook_pattern`` hook points; for texts, of the first text) and
+    the model's outputs when they are a tensor. ``notes`` says when a text was truncated to
+    the model's maximum length or holds unknown tokens.
+    """
+
+    run_id = 0
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: Any = None,
+        *,
+        labels: Any = None,
+        tokens: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.name = name or str(getattr(model, "name", "") or type(model).__name__)
+        self.inputs = inputs
+        self.labels = labels
+        self.tokens = None if tokens is None else [str(t) for t in tokens]
+        self.notes: tuple[str, ...] = ()
+        self.probe: Probe | None = None
+        self._snap = self._observe()
+
+    @property
+    def texts(self) -> list[str] | None:
+        if isinstance(self.inputs, str):
+            return [self.inputs]
+        if (
+            isinstance(self.inputs, (list, tuple))
+            and self.inputs
+            and isinstance(self.inputs[0], str)
+        ):
+            return list(self.inputs)
+        return None
+
+    def _text_notes(self, text: str) -> tuple[str, ...]:
+        tok = getattr(self.model, "tokenizer", None)
+        if tok is None:
+            return ()
+        notes = []
+        full = tok(text, truncation=False)["input_ids"]
+        limit = int(getattr(tok, "model_max_length", 0) or 0)
+        if 0 < limit < len(full):
+            notes.append(f"the text has {len(full):,} tokens; the model reads the first {limit:,}")
+        unk = getattr(tok, "unk_token_id", None)
+        n_unk = sum(1 for i in full[: limit or None] if unk is not None and i == unk)
+        if n_unk:
+            notes.append(f"{n_unk} unknown token(s) shown as {tok.unk_token}")
+        return tuple(notes)
+
+    @torch.no_grad()
+    def _observe(self) -> Snapshot:
+        model = self.model
+        params = {k: v.detach().float().cpu().clone() for k, v in model.named_parameters()}
+        if self.inputs is None:
+            return Snapshot(0, {}, params)
+        texts = self.texts
+        inputs = texts[0] if texts is not None else torch.as_tensor(self.inputs)
+        if texts is not None:
+            self.notes = self._text_notes(texts[0])
+            if self.tokens is None and hasattr(model, "tokens"):
+                self.tokens = list(getattr(model, "tokens")(texts[0]))  # noqa: B009
+        elif isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+            inputs = inputs.float()
+        was = model.training
+        model.eval()
+        try:
+            if fnmatch.filter(hook_names(model), ATTENTION_HOOKS):
+                cache = capture(model, inputs, [ATTENTION_HOOKS], dtype=torch.float32)
+                out, attention = cache.output, {k: v.cpu() for k, v in cache.items()}
+            else:
+                out, attention = model(inputs), {}
+        finally:
+            model.train(was)
+        preds = out.detach().float().cpu() if isinstance(out, torch.Tensor) else None
+        return Snapshot(0, {}, params, attention=attention, predictions=preds)
+
+    @property
+    def steps(self) -> list[int]:
+        return [0]
+
+    @property
+    def latest(self) -> Snapshot:
+        return self._snap
+
+    @property
+    def task(self) -> RunTask | None:
+        """The inputs as a task's test split (texts have no tensor split: ``None``)."""
+        if self.inputs is None or self.texts is not None:
+            return None
+        x = torch.as_tensor(self.inputs)
+        y = torch.zeros(len(x)) if self.labels is None else torch.as_tensor(self.labels)
+        kind = "classification" if self.labels is not None else "regression"
+        return RunTask(self.name, kind, {}, x, y)
+
+    def at(self, step: int) -> Snapshot:
+        return self._snap
+
+    def model_at(self, step: int) -> nn.Module:
+        return self.model
+
+    def history(self) -> list[dict[str, float]]:
+        return []
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        return _no_unsubscribe
+
+    def __repr__(self) -> str:
+        return f"ModelSource({self.name!r})"
+
+
+def _from_path(path: Path, inputs: Any = None) -> Any:
+    if (path / "run.json").is_file():
+        return Run(path)
+    if (path / "config.json").is_file():
+        if inputs is None:
+            raise ValueError(
+                f"{path} is a Hugging Face model folder: give texts to run it on, "
+                "source=(folder, texts)"
+            )
+        from explorer.models.hf import load_pretrained
+
+        return ModelSource(load_pretrained(path), inputs)
+    if path.is_dir():
+        raise RunError(
+            f"{path} is neither a run directory (run.json) nor a Hugging Face model folder "
+            "(config.json)"
+        )
+    raise FileNotFoundError(f"no run directory or model folder at {path}")
+
+
+def as_source(source: Any) -> Any:
+    """Turn ``source`` into a :class:`Source` (see the module docstring); a source is
+    returned as it is. Raises TypeError naming what is accepted."""
+    if isinstance(source, Recorder):
+        return RecorderSource(source)
+    if isinstance(source, (str, os.PathLike)):
+        return _from_path(Path(source))
+    if isinstance(source, nn.Module):
+        return ModelSource(source)
+    if isinstance(source, tuple) and len(source) == 2:
+        what, inputs = source
+        if isinstance(what, (str, os.PathLike)):
+            return _from_path(Path(what), inputs)
+        if isinstance(what, nn.Module):
+            return ModelSource(what, inputs)
+    recorder = getattr(source, "recorder", None)
+    if isinstance(recorder, Recorder):  # a training lab
+        return RecorderSource(recorder)
+    if isinstance(source, Source):
+        return source
+    raise TypeError(
+        f"cannot follow a {type(source).__name__}: give a TrainingLab, a Recorder, a run "
+        "directory, a model (nn.Module), (model, inputs), or (Hugging Face folder, texts)"
+    )

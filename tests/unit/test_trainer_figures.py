@@ -68,7 +68,9 @@ def test_figures_build():
     maps = figs.image_maps(np.zeros((6, 3)), np.ones((6, 3)), (2, 3))
     assert maps.shape == (2, 2, 3) and maps[1].min() == 1
     assert len(figs.image_figure(np.zeros(6), np.ones(6), (2, 3)).data) == 2
-    fig = figs.residual_spectrum_figure(
-        [0, 10], np.arange(3), np.array([[1.0, 0.1, 0.0], [0.1, 0.01, 0.0]])
+    probs = np.eye(3)[[0, 2, 1, 1]]  # predicted 0, 2, 1, 1 against true 0, 1, 1, 1
+    fig = figs.sample_predictions_figure(
+        np.zeros((4, 5, 5)), probs, [0, 1, 1, 1], classes=["a", "b", "c"]
     )
-    assert fig.data[0].z.shape == (3, 2) and np.isfinite(fig.data[0].z).all()
+    titles = [a.text for a in fig.layout.annotations]
+    assert len(fig.data) == 4 and titles == ["a", "c ✗ (b)", "b", "b"]

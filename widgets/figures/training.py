@@ -1,5 +1,6 @@
 """Pure builders for the training lab's views: metric curves, decision surface, signal fit,
-image reconstruction, attention maps, residual spectrum over training.
+image reconstruction, predicted classes of sample images, attention maps. (The residual
+spectrum over training is :func:`widgets.figures.spectra.residual_history_figure`.)
 
 The ``*_map``/``*_points`` helpers lay a snapshot out as arrays for the canvas heatmaps; the
 ``*_figure`` builders make the same view as a plotly Figure for export and scripts.
@@ -26,7 +27,7 @@ __all__ = [
     "image_figure",
     "image_maps",
     "metrics_figure",
-    "residual_spectrum_figure",
+    "sample_predictions_figure",
     "signal_figure",
     "surface_colors",
     "surface_map",
@@ -285,13 +286,34 @@ def attention_figure(
     return apply_theme(fig)
 
 
-def residual_spectrum_figure(
-    steps: Sequence[int], freqs: Any, power: Any, *, title: str = ""
+def sample_predictions_figure(
+    images: Any,
+    predictions: Any,
+    labels: Any,
+    *,
+    classes: Sequence[str] | None = None,
+    title: str = "",
+    columns: int = 8,
 ) -> go.Figure:
-    """Residual power per frequency (rows) over training steps (columns), log10 colour."""
-    p = np.log10(np.maximum(np.asarray(power, dtype=np.float64), 1e-12))
-    fig = go.Figure(go.Heatmap(x=list(steps), y=np.asarray(freqs), z=p.T, colorscale="Magma",
-                               colorbar=dict(title="log₁₀ rel. power")))  # fmt: skip
-    fig.update_layout(title=title or "residual power per frequency", height=320,
-                      xaxis_title="step", yaxis_title="frequency")  # fmt: skip
+    """Sample images (n, h, w) with the predicted class over each (class probabilities
+    ``predictions`` (n, C)); a wrong prediction is marked ✗ next to the true class."""
+    imgs = np.asarray(images, dtype=np.float32)
+    pred = np.asarray(predictions).argmax(1)
+    truth = np.asarray(labels).astype(int)
+    name = (lambda i: str(classes[i])) if classes else str
+    n = len(imgs)
+    rows = max(1, -(-n // columns))
+    titles = [f"{name(p)}" if p == t else f"{name(p)} ✗ ({name(t)})" for p, t in zip(pred, truth)]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
+                        horizontal_spacing=0.01, vertical_spacing=0.08)  # fmt: skip
+    lo, hi = float(imgs.min()), float(imgs.max())
+    for i, img in enumerate(imgs):
+        fig.add_trace(
+            go.Heatmap(z=img, colorscale="Greys_r", zmin=lo, zmax=hi, showscale=False, hoverinfo="skip"),
+            i // columns + 1, i % columns + 1,
+        )  # fmt: skip
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title=title or "predicted class of test images", height=130 * rows + 60,
+                      width=100 * columns + 40)  # fmt: skip
     return apply_theme(fig)

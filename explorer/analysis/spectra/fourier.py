@@ -20,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from explorer.analysis.frames import tidy
 from explorer.analysis.spectra._backend import (
     engine_for,
     fft2_power,
@@ -31,6 +30,7 @@ from explorer.analysis.spectra._backend import (
 )
 from explorer.device import DeviceLike, as_numpy
 from explorer.errors import ExplorerWarning
+from explorer.frames import tidy
 from explorer.validation import (
     check_array,
     check_finite,
@@ -50,6 +50,7 @@ __all__ = [
     "layer_spectra_frame",
     "power_spectrum",
     "radial_power_spectrum",
+    "residual_history",
     "residual_spectrum",
     "spectral_centroid",
     "spectrum_distance",
@@ -265,6 +266,29 @@ def residual_spectrum(
     else:
         out = _radial(resid, "sum", False, device)
     return Spectrum(out.freqs, out.power / total, "residual")
+
+
+def residual_history(predictions: Any, target: Any, shape: tuple[int, ...]) -> Spectrum:
+    """Residual power per frequency over training: the picture of spectral bias.
+
+    ``predictions`` (steps, N, C): a model's outputs on a grid of ``shape`` (1-D or 2-D, raster
+    order; e.g. the predictions of successive training snapshots on a field task's grid);
+    ``target`` (N, C) on the same grid. Returns a :class:`Spectrum` with ``power`` (steps, k):
+    :func:`residual_spectrum` per step, averaged over channels, so each row sums to that
+    step's relative squared error ``‖prediction − target‖² / ‖target‖²`` (all channels). Frequencies in cycles per
+    sample (1-D) or per pixel (2-D rings).
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"shape must be 1-D or 2-D, got {shape}")
+    preds = grid_maps(predictions, shape)  # (steps, C, *shape)
+    if preds.ndim != len(shape) + 2:
+        raise ValueError(
+            f"predictions must be (steps, N, C) with N = prod(shape), got {np.shape(predictions)}"
+        )
+    tgt = grid_maps(target, shape)  # (C, *shape)
+    res = residual_spectrum(preds, tgt, ndim=len(shape), device="cpu")
+    return Spectrum(res.freqs, res.power.mean(-2), "residual")
 
 
 def high_frequency_share(spectrum: Spectrum, cutoff: float = 0.5) -> np.ndarray:

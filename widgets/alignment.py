@@ -22,8 +22,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.analysis.alignment import METRICS, aligned_projection, similarity_matrix
-from explorer.analysis.alignment.models import model_at, model_representations, seed_models
-from explorer.analysis.frames import tidy
+from explorer.analysis.alignment.models import model_representations
+from explorer.frames import tidy
+from explorer.models.observe import model_at
+from explorer.train import seed_models
 from widgets._status import StatusLine
 from widgets.canvas import HeatmapGrid
 from widgets.export import export, export_table
@@ -219,7 +221,7 @@ class AlignmentLab(StatusLine, W.VBox):
         steps = lab.recorder.steps
         self._step.max, self._step.value = max(steps), steps[0]
         self._training_row.layout.display = ""
-        self._unsubscribe = lab.subscribe(self._on_snapshot)
+        self._unsubscribe = lab.recorder.subscribe(self._on_snapshot)
 
     def _reps_at(self, snap: Any) -> Reps:
         model = model_at(self._training.trainer.model, snap.params)

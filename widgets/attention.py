@@ -287,8 +287,8 @@ class AttentionLab(ipw.VBox):
         self._vocab = [str(v) for v in meta.get("vocab", [])]
         self.step_slider.layout.display = ""
         self._refresh_steps(show_latest=True)
-        if hasattr(source, "subscribe"):
-            source.subscribe(self._on_snapshot)
+        if hasattr(recorder, "subscribe"):
+            recorder.subscribe(self._on_snapshot)
         return self
 
     def _tokens_for_snapshot(self, t: int) -> list[str] | None:

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from explorer.analysis.alignment.models import model_at
 from explorer.analysis.geometry import (
     align_snapshots,
     geometry_profile,
@@ -27,6 +26,7 @@ from explorer.analysis.geometry import (
     project,
 )
 from explorer.analysis.geometry.sources import model_points, token_states
+from explorer.models.observe import model_at
 from widgets._status import StatusLine
 from widgets.export import export, export_table
 from widgets.figures import geometry as figs
@@ -139,7 +139,7 @@ class GeometryLab(StatusLine, W.VBox):
             self._inputs = inputs
         self._build(projection, dims, color, k)
         if training is not None:
-            self._unsubscribe = training.subscribe(self._on_snapshot)
+            self._unsubscribe = training.recorder.subscribe(self._on_snapshot)
         self._redraw(recompute_metrics=True)
 
     # ================================================================== constructors
@@ -267,7 +267,7 @@ class GeometryLab(StatusLine, W.VBox):
         self._inputs = np.asarray(task.x_test[: self._n_inputs])
         y = np.asarray(task.y_test[: self._n_inputs])
         self._labels = y if task.kind == "classification" else None
-        snap = lab.shown or lab.recorder.latest
+        snap = lab.recorder.latest
         self._layers, self._meta = self._points_at(snap)
         self._step_now = snap.step
         self._by_step[snap.step] = self._layers

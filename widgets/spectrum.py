@@ -188,8 +188,8 @@ class SpectrumLab(ipw.VBox):
         self._follow(recorder)
         for step in list(recorder.steps):
             self.on_snapshot(recorder.at(step), draw=False)
-        if hasattr(source, "subscribe"):
-            source.subscribe(self.on_snapshot)
+        if hasattr(recorder, "subscribe"):
+            recorder.subscribe(self.on_snapshot)
         self._draw(force=True)
         return self
 

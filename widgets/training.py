@@ -1,68 +1,62 @@
-"""The live training lab: configure a task and a model, press Play, watch it learn, scrub back.
+"""The live training lab: configure a task and a model — or bring your own ``nn.Module`` and
+data — press Play, watch it learn, scrub back, save a run and load it again.
 
 Training runs in one background thread (never more: every start, stop and rebuild goes
 through one lock and joins the old thread first). The thread steps the :class:`Trainer`,
-records snapshots, and refreshes the views at most ``refresh_hz`` times a second in batched
-updates; dense maps go to :class:`~widgets.canvas.HeatmapGrid` as binary float32. Other labs
-follow it through :meth:`TrainingLab.subscribe`.
+records snapshots, and refreshes the views at most ``refresh_hz`` times a second and never
+more than :data:`UI_BUDGET` of the wall time; dense maps go to
+:class:`~widgets.canvas.HeatmapGrid` as binary float32. The lab is a source: other labs
+follow it (``GeometryLab(source=lab)``), through its :class:`~explorer.train.Recorder`.
+
+Views (by task): ``metrics`` (losses, accuracy), ``predictions`` (decision surface, fitted
+signal or image, predicted classes of sample images), ``residual_spectrum`` (signals and
+images: residual power per frequency over training), ``attention`` (sequence tasks).
 """
 
 from __future__ import annotations
 
 import atexit
 import inspect
+import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from torch import nn
 
-from explorer.analysis.spectra import residual_spectrum
-from explorer.data import TASKS, make_task
-from explorer.models.layers import ACTIVATIONS, ENCODINGS
-from explorer.models.mlp import MLP, MLPConfig
-from explorer.models.positional import POSITIONAL
-from explorer.models.transformer import Transformer, TransformerConfig
-from explorer.train import Recorder, Snapshot, TrainConfig, Trainer, TrainingDiverged
-from explorer.train.checkpoint import save_checkpoint
+from explorer.analysis.spectra import residual_history
+from explorer.data import TASKS, check_model_fits, make_task, user_task
+from explorer.models.registry import FAMILIES, model_for_task, task_families
+from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged
+from explorer.train.runs import Run, RunWriter
+from explorer.train.sources import RecorderSource
+from widgets._lab import Lab
+from widgets._training_controls import (
+    FIELD_WIDTH,
+    GROUP_DEFAULTS,
+    GROUP_TRAIN,
+    TASK_CHOICES,
+    USER_DATA,
+    TrainingControls,
+    check_value,
+    group_of,
+)
 from widgets.canvas import HeatmapGrid
-from widgets.export import export, export_table
+from widgets.figures import spectra as spectra_figs
 from widgets.figures import training as figs
 
-__all__ = ["TrainingLab"]
+__all__ = ["TASK_CHOICES", "TrainingLab"]
 
-TOY_2D = ("spirals", "moons", "circles", "xor", "blobs", "checkerboard")
-FIELDS = ("signal_1d", "image")
-SEQUENCES = ("copy", "reverse", "sort", "induction", "majority", "parentheses", "modular_addition")
-TASK_CHOICES = TOY_2D + FIELDS + SEQUENCES
-ATTENTION_CHOICES = ("softmax", "linear", "performer", "sliding", "strided", "topk", "none")
-BATCH_CHOICES = (("full", 0), ("16", 16), ("32", 32), ("64", 64), ("128", 128), ("256", 256))
-DECAY_CHOICES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-VIEWS = ("main", "metrics", "spectrum")
-
-MLP_DEFAULTS: dict[str, Any] = {
-    "depth": 3,
-    "width": 16,
-    "activation": "relu",
-    "encoding": "raw",
-    "fourier_scale": 10.0,
-}
-FIELD_DEFAULTS: dict[str, Any] = {**MLP_DEFAULTS, "width": 64}
-TF_DEFAULTS: dict[str, Any] = {
-    "n_layers": 2,
-    "n_heads": 4,
-    "d_model": 64,
-    "attention": "softmax",
-    "pos": "learned",
-}
-
-UI_BUDGET = 0.05  # share of the training thread's time the live views may take
+UI_BUDGET = 0.02  # share of the training thread's time the live views may take
+N_TILES = 16  # sample images in the predictions view of an image classification task
 _LABS: weakref.WeakSet[TrainingLab] = weakref.WeakSet()
 
 
@@ -72,95 +66,93 @@ def _stop_all() -> None:  # a kernel shutdown leaves no training thread behind
         lab.pause()
 
 
-def _family(task_name: str) -> str:
-    return "transformer" if task_name in SEQUENCES else "mlp"
-
-
-def _task_kwargs(name: str, wanted: dict[str, Any]) -> dict[str, Any]:
-    """Only the keywords the task generator accepts."""
-    params = inspect.signature(TASKS[name]).parameters
-    return {k: v for k, v in wanted.items() if k in params}
-
-
-def _model_factory(task: Any, knobs: dict[str, Any]) -> Callable[[int], nn.Module]:
-    meta = task.meta
-    if task.kind == "sequence":
-        tcfg = TransformerConfig(
-            vocab_size=int(meta["vocab_size"]), n_ctx=int(meta["seq_len"]), d_model=int(knobs["d_model"]),
-            n_layers=int(knobs["n_layers"]), n_heads=int(knobs["n_heads"]), attention=knobs["attention"],
-            pos=knobs["pos"],
-        )  # fmt: skip
-        return lambda seed: Transformer(TransformerConfig(**{**tcfg.__dict__, "seed": seed}))
-    in_dim = int(meta.get("in_dim", task.x_train.shape[-1]))
-    out_dim = int(meta.get("n_classes", meta.get("out_dim", 1)))
-    cfg = MLPConfig(
-        in_dim=in_dim, out_dim=out_dim, depth=int(knobs["depth"]), width=int(knobs["width"]),
-        activation=knobs["activation"], encoding=knobs["encoding"], fourier_scale=float(knobs["fourier_scale"]),
-    )  # fmt: skip
-    return lambda seed: MLP(MLPConfig(**{**cfg.__dict__, "seed": seed}))
-
-
-class TrainingLab(W.VBox):
+class TrainingLab(Lab):
     """Train a model on a task live in the notebook.
 
-    ``task``: one of :data:`TASK_CHOICES` (2-D toys, ``signal_1d``, ``image``, sequence tasks)
-    with ``task_kwargs`` for its generator. ``model``: architecture knobs (MLP: depth, width,
-    activation, encoding, fourier_scale; transformer: n_layers, n_heads, d_model, attention,
-    pos). ``train``: a :class:`TrainConfig` or a dict of its fields. Every ``record_every`` steps
-    (default 25 for MLPs, 5 for transformers, whose steps are slower) a snapshot is recorded (``max_bytes`` bounds them, oldest dropped first); views refresh at most
-    ``refresh_hz`` times a second.
+    ``task``: one of :data:`TASK_CHOICES` (2-D toys, ``signal_1d``/``image`` fits, ``digits``/
+    ``shapes`` image classes, sequence tasks) with ``task_kwargs`` for its generator.
+    ``data``: your own data instead — ``(x, y)`` arrays/tensors, a DataFrame (name the columns
+    with ``features=`` and ``target=``), a .csv path, or a :class:`~explorer.data.Task`;
+    integer/string targets classify, float targets regress. ``model``: the architecture knobs
+    of ``family`` (see :data:`explorer.models.registry.FAMILIES`; default: the task's natural
+    family), or your own ``nn.Module`` or factory ``f(seed)``. A model that does not fit the
+    data (feature count, output width vs classes) is refused here, before any step.
+    ``train``: a :class:`TrainConfig` or a dict of its fields. Every ``record_every`` steps a
+    snapshot is recorded (``max_bytes`` bounds them, oldest dropped first); views refresh at
+    most ``refresh_hz`` times a second. Values outside what the controls offer raise a
+    ValueError naming the field and its range.
 
     Plain-Python control: :meth:`play`, :meth:`pause`, :meth:`step`, :meth:`reset`,
-    :meth:`scrub`, :meth:`save`, :meth:`export`, :meth:`export_history`, :meth:`wait`.
+    :meth:`configure`, :meth:`show_step`, :meth:`save`, :meth:`load`, :meth:`wait`, and the
+    lab protocol (:mod:`widgets._lab`).
     """
+
+    kind = "training"
 
     def __init__(
         self,
         task: str = "spirals",
         *,
-        task_kwargs: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-        train: TrainConfig | dict[str, Any] | None = None,
+        source: Any = None,
+        data: Any = None,
+        features: list[str] | None = None,
+        target: str | None = None,
+        model: Mapping[str, Any] | nn.Module | Callable[..., nn.Module] | None = None,
+        family: str | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        train: TrainConfig | Mapping[str, Any] | None = None,
         record_every: int | None = None,
         refresh_hz: float = 10.0,
         max_bytes: int = 256 * 2**20,
         out_dir: str | Path = "exports",
     ) -> None:
-        if task not in TASK_CHOICES:
-            raise ValueError(f"task must be one of {TASK_CHOICES}, got {task!r}")
-        if not refresh_hz > 0:
+        if data is None and task not in TASK_CHOICES:
+            raise ValueError(f"task must be one of {TASK_CHOICES} (or give data=...), got {task!r}")
+        if not (isinstance(refresh_hz, (int, float)) and refresh_hz > 0):
             raise ValueError(f"refresh_hz must be > 0, got {refresh_hz!r}")
-        super().__init__()
-        self.add_class("xp-training-lab")
-        base = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
+        if record_every is not None and (
+            isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1
+        ):
+            raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")  # fmt: skip
+        super().__init__(out_dir=out_dir, min_interval_s=1.0 / refresh_hz)
+        self._user_data = None
+        if data is not None:
+            self._user_data = (
+                data if hasattr(data, "x_train") else (data, features, target)
+            )  # a Task is used as it is
+            task = USER_DATA
+        self._user_model = (
+            model
+            if isinstance(model, nn.Module) or (callable(model) and not isinstance(model, Mapping))
+            else None
+        )
+        knobs = dict(model) if isinstance(model, Mapping) else {}
+        base = train if isinstance(train, TrainConfig) else TrainConfig(**dict(train or {}))
         self._config = base
+        # settings the user gave keep their value; the others take the task group's defaults
+        self._explicit_train = (
+            set(base.as_dict()) if isinstance(train, TrainConfig) else set(dict(train or {}))
+        )
         self._record_every_arg, self._max_bytes = record_every, max_bytes
         self._period = 1.0 / refresh_hz
-        self.out_dir = Path(out_dir)
-        self._lock = threading.RLock()  # start / stop / rebuild
-        self._view_lock = threading.RLock()  # view updates (training thread vs scrubbing)
+        self._run_lock = threading.RLock()  # start / stop / rebuild
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._subscribers: list[Callable[[Snapshot], None]] = []
-        self._shown: Snapshot | None = None
-        self._follow = True
-        self._syncing = False
         self._quiet = False  # set while controls are changed programmatically
         self._steps_per_s = 0.0
-        self.last_error: str | None = None
-        self._build_controls(task, model or {}, task_kwargs or {})
+        self._run_writer: RunWriter | None = None
+        self._written: set[int] = set()
+        self._residual_rows: dict[tuple[int, int], np.ndarray] = {}
+        self._drawn: dict[Any, Any] = {}
+        self._build_controls(task, dict(task_kwargs or {}), family, knobs, base)
         self._task = self._make_task()
+        self._recorder: Recorder | None = None
         self._new_trainer()
         self._build_views()
-        self.children = [
-            self._controls,
-            self._views,
-            self._scrub_row,
-            self._export_row,
-            self._status,
-        ]
         self._refresh(force=True)
         _LABS.add(self)
+        if source is not None:
+            self.follow(source)
 
     # ================================================================== public API
     @property
@@ -169,6 +161,7 @@ class TrainingLab(W.VBox):
 
     @property
     def recorder(self) -> Recorder:
+        assert self._recorder is not None
         return self._recorder
 
     @property
@@ -176,130 +169,302 @@ class TrainingLab(W.VBox):
         return self._task
 
     @property
+    def controls(self) -> dict[str, W.Widget]:
+        """The lab's controls by name (task, noise, n, test_fraction, family, the current
+        family's model knobs, optimizer, lr, batch_size, weight_decay, seed)."""
+        return self._panel.public()
+
+    @property
+    def buttons(self) -> dict[str, W.Button]:
+        """Play, Pause, Step, Reset, Save."""
+        return dict(self._buttons)
+
+    @property
+    def panels(self) -> dict[str, W.Widget]:
+        views = self.views
+        out: dict[str, W.Widget] = {"metrics": self._metrics}
+        if "predictions" in views:
+            out["predictions"] = self._fit if self._fit is not None else self._grid
+        if "attention" in views:
+            out["attention"] = self._grid
+        if "residual_spectrum" in views and self._spectrum_grid is not None:
+            out["residual_spectrum"] = self._spectrum_grid
+        return out
+
+    @property
     def running(self) -> bool:
         th = self._thread
         return th is not None and th.is_alive()
 
     @property
-    def shown(self) -> Snapshot | None:
-        """The snapshot every view currently shows."""
-        return self._shown
+    def own(self) -> bool:
+        """True while the lab trains its own model (False while it follows another run)."""
+        return isinstance(self._source, RecorderSource) and self._source.recorder is self._recorder
 
-    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
-        """Call ``callback(snapshot)`` whenever the views show a new snapshot (a new recording,
-        at most ``refresh_hz`` times a second, or a scrub). Returns an unsubscribe function."""
-        if not callable(callback):
-            raise TypeError("callback must be callable with one argument (a Snapshot)")
-        self._subscribers.append(callback)
-        if self._shown is not None:
-            callback(self._shown)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+    @property
+    def shown(self) -> Any:
+        """The snapshot every view currently shows."""
+        src, step = self._source, self._shown_step
+        return None if src is None or step is None else src.at(step)
+
+    @property
+    def tokens(self) -> list[str] | None:
+        """Display strings of the attention probe's first sequence (sequence tasks)."""
+        src = self._source
+        probe, task = getattr(src, "probe", None), getattr(src, "task", None)
+        vocab = (getattr(task, "meta", None) or {}).get("vocab")
+        if probe is None or probe.kind != "sequence":
+            return None
+        ids = [int(t) for t in probe.inputs[0]]
+        return [str(vocab[i]) if vocab is not None and 0 <= i < len(vocab) else str(i) for i in ids]
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        values = {k: w.value for k, w in self.controls.items()}
+        values["step"] = self._shown_step
+        return values
 
     def play(self) -> None:
         """Start training in the background (no-op if already running)."""
-        with self._lock:
+        self._require_own()
+        with self._run_lock:
             if self.running:
                 return
             self._stop.clear()
-            self._follow = True
+            self._latest_followed = True
+            self.last_error = None
+            self._set_status("training…")
             self._thread = threading.Thread(target=self._loop, name="xp-training-lab", daemon=True)
             self._thread.start()
 
     def pause(self) -> None:
         """Stop the training thread and wait for it (no-op if not running)."""
-        with self._lock:
+        with self._run_lock:
             self._halt()
         self._refresh(force=True)
 
     def step(self, n: int = 1) -> None:
         """Pause, then train ``n`` steps in the caller's thread and show the result."""
-        with self._lock:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"step(n): n must be an integer >= 1, got {n!r}")
+        self._require_own()
+        with self._run_lock:
             self._halt()
-            for _ in range(n):
+            for _ in range(int(n)):
                 if not self._train_one():
                     break
-            self._recorder.record()
-        self._follow = True
+            self.recorder.record()
+        self._latest_followed = True
         self._refresh(force=True)
 
     def reset(self) -> None:
         """Back to step 0 with the same settings (continues if it was running)."""
+        self._require_own()
         self._rebuild(new_task=False)
 
     def configure(self, **values: Any) -> None:
-        """Set controls by name (task, noise, n, test_fraction, model knobs, optimizer, lr,
-        batch, decay, seed) as a user would, with one rebuild; continues if it was running."""
-        unknown = set(values) - set(self._c)
-        if unknown:
-            raise ValueError(f"unknown control(s) {sorted(unknown)}; available: {sorted(self._c)}")
-        new_task = any(k in values for k in ("task", "noise", "n", "test_fraction"))
+        """Set controls by name (see :attr:`controls`) as a user would, with one rebuild;
+        continues if it was running. Every value is checked first: on an error nothing
+        changes."""
+        self._require_own()
+        before = group_of(self._c["task"].value)
+        task = values.get("task", self._c["task"].value)
+        check_value("task", self._c["task"], task)
+        fits = () if self._user_model is not None else task_families(self._peek_task(task))
+        family = values.get("family") or (
+            fits[0] if "task" in values and fits else self._panel.family
+        )
+        targets = self._panel.checked(values, family, fits)
         self._quiet = True
         try:
             if "task" in values:
-                self._c["task"].value = values.pop("task")
-                self._sync_control_visibility()
-            for key, value in values.items():
-                self._c[key].value = value
+                self._c["task"].value = task
+                self._new_group(before, set(values))
+            for widget, value in targets:
+                widget.value = value
         finally:
             self._quiet = False
-        self._rebuild(new_task=new_task)
+        self._panel.sync_visibility()
+        self._rebuild(new_task=bool({"task", "noise", "n", "test_fraction"} & set(values)))
 
     def wait(self, steps: int | None = None, timeout: float = 60.0) -> None:
-        """Block until training reaches ``steps`` (or stops); for scripts and tests."""
+        """Block until training reaches ``steps`` (or stops), then until the views caught up."""
         end = time.monotonic() + timeout
         while self.running and time.monotonic() < end:
             if steps is not None and self._trainer.global_step >= steps:
-                return
+                break
             time.sleep(0.01)
+        super().wait(max(end - time.monotonic(), 1.0))
 
-    def scrub(self, step: int) -> Snapshot:
-        """Show the snapshot recorded at (or just before) ``step`` in every view."""
-        snap = self._recorder.at(step)
-        self._follow = snap is self._recorder.latest
-        with self._view_lock:
-            self._show(snap)
-            self._sync_slider()
-            self._update_metrics()
-        return snap
+    def follow(self, source: Any) -> TrainingLab:
+        """Show another run (a run directory, a Recorder, another TrainingLab) read-only:
+        its history, snapshots and step slider; the training controls are disabled. Follow
+        ``lab`` itself to train again."""
+        if source is self or source is self._recorder:
+            with self._run_lock:
+                self._halt()
+                self._stop_following()
+                self._source = RecorderSource(self.recorder)
+                self._run_id = self.recorder.run_id
+            self._panel.set_enabled(True)
+            self._build_views()
+            self._refresh(force=True)
+            return self
+        with self._run_lock:
+            self._halt()
+        self._panel.set_enabled(False)
+        super().follow(source)
+        return self
+
+    def _on_follow(self, source: Any) -> None:
+        self._residual_rows = {}
+        self._build_views()
 
     def close(self) -> None:
-        if hasattr(self, "_lock"):  # also called by __del__ of a half-built lab
-            with self._lock:
+        if hasattr(self, "_run_lock"):  # also called by __del__ of a half-built lab
+            with self._run_lock:
                 self._halt()
         super().close()
 
-    # ---------------------------------------------------------------- export
-    def to_figure(self, view: str = "main") -> go.Figure:
-        """The ``view`` (main | metrics | spectrum) at the shown snapshot as a plotly Figure."""
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-        snap = self._shown or self._recorder.latest
-        step = None if snap is None else snap.step
-        if view == "metrics" or snap is None or snap.predictions is None:
-            return figs.metrics_figure(
-                self._history(), step=step, accuracy=self._trainer.loss_name == "ce"
+    # ---------------------------------------------------------------- save and load
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save the run so far into a run directory (default: a new one under
+        ``out_dir/runs/`` per run; later saves add to it): a checkpoint (model + optimizer)
+        at the current step, the history, every recorded snapshot not saved yet. Returns
+        the directory; :meth:`load` continues from it."""
+        self._require_own()
+        with self._run_lock:
+            was = self.running
+            self._halt()
+            try:
+                writer = self._writer_for(path)
+                for snap in self.recorder:
+                    if snap.step not in self._written:
+                        writer.write_snapshot(snap)
+                        self._written.add(snap.step)
+                writer.save(self._trainer)
+            finally:
+                if was:
+                    self.play()
+        self._set_status(f"saved step {self._trainer.global_step} to {writer.path}")
+        return writer.path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        model: nn.Module | Callable[..., nn.Module] | None = None,
+        data: Any = None,
+        step: int | None = None,
+        **options: Any,
+    ) -> TrainingLab:
+        """A lab that continues the run saved in ``path`` (see :meth:`save`): weights,
+        optimizer state, history and recorded snapshots at its last checkpoint (or ``step``).
+        Runs of your own module need ``model=`` (the architecture; its weights are replaced),
+        runs of your own data not stored whole need ``data=``."""
+        run = Run(path, model=model)
+        spec = run.config.get("task") or {}
+        mcfg = run.config.get("model")
+        train = run.train_config or TrainConfig()
+        kwargs: dict[str, Any] = {"train": train, **options}
+        if mcfg is not None and model is None:
+            family = mcfg["kind"]
+            kwargs.update(
+                family=family, model={k: mcfg[k] for k in FAMILIES.get(family, ()) if k in mcfg}
             )
-        probe = self._recorder.probe
-        assert probe is not None
-        title = f"{self._task.name}, step {snap.step}"
-        if view == "spectrum":
-            if probe.kind != "field":
-                raise ValueError(
-                    "the residual spectrum view exists for signal and image tasks only"
-                )
-            steps, freqs, power = self._spectrum_until(snap.step)
-            return figs.residual_spectrum_figure(
-                steps, freqs, power, title=f"residual spectrum, {self._task.name}"
+        else:
+            kwargs["model"] = run.template()
+        if data is not None:
+            lab = cls(data=data, **kwargs)
+        elif spec.get("spec") is not None and spec.get("name") in TASK_CHOICES:
+            lab = cls(spec["name"], task_kwargs=spec["spec"], **kwargs)
+        else:
+            lab = cls(data=run.full_task(), **kwargs)
+        lab._restore(run, step)
+        return lab
+
+    def _restore(self, run: Run, step: int | None) -> None:
+        t = self._trainer
+        ck = run.load_checkpoint(step, model=t.model, optimizer=t.optimizer)
+        at = int(ck.state.get("step", 0))
+        t.global_step = at
+        t.history = [h for h in run.history() if int(h["step"]) <= at]
+        self.recorder.clear()
+        self.recorder.restore(run.snapshot(s) for s in run.steps if s <= at)
+        self.recorder.record()
+        self._run_id = self.recorder.run_id
+        self._run_writer = RunWriter(run.path, exist_ok=True)
+        self._written = {s for s in run.steps if s <= at}
+        self._latest_followed = True
+        self._refresh(force=True)
+        self._set_status(f"loaded {run.path} at step {at}: press Play to continue")
+
+    def _writer_for(self, path: str | os.PathLike[str] | None) -> RunWriter:
+        if path is not None and (self._run_writer is None or Path(path) != self._run_writer.path):
+            self._run_writer, self._written = None, set()
+            target = Path(path)
+        else:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            target = self.out_dir / "runs" / f"{self._task.name}-{stamp}"
+        if self._run_writer is None:
+            spec = self._task_spec()
+            self._run_writer = RunWriter(
+                target, model=self._trainer.model, task=self._task, config=self._config,
+                task_spec=spec, probe=self.recorder.probe, exist_ok=path is not None,
+            )  # fmt: skip
+        return self._run_writer
+
+    def _task_spec(self) -> dict[str, Any] | None:
+        return None if self._task_key == USER_DATA else self._task_kwargs(self._task_key)
+
+    # ================================================================== protocol
+    def _available_views(self) -> list[str]:
+        probe = getattr(self._source, "probe", None)
+        kind = None if probe is None else probe.kind
+        views = ["metrics"]
+        if kind in ("surface", "field") or (
+            kind == "points" and self._tile_images(probe) is not None
+        ):
+            views.append("predictions")
+        if kind == "field":
+            views.append("residual_spectrum")
+        if kind == "sequence":
+            views.append("attention")
+        return views
+
+    def _current_view(self) -> str:
+        views = self.views
+        return views[1] if len(views) > 1 else views[0]
+
+    def _snap(self) -> Any:
+        src = self._source
+        if self._shown_step is not None:
+            return src.at(self._shown_step)
+        return src.latest
+
+    def _figure(self, view: str) -> go.Figure:
+        snap, src = self._snap(), self._source
+        probe, task = src.probe, src.task
+        step = None if snap is None else snap.step
+        if view == "metrics":
+            return figs.metrics_figure(src.history(), step=step, accuracy=self._has_accuracy())
+        if snap is None or (snap.predictions is None and view == "predictions"):
+            raise ValueError(f"no snapshot with predictions yet: nothing to show in {view!r}")
+        title = f"{src.name}, step {snap.step}"
+        if view == "attention":
+            if not snap.attention:
+                raise ValueError("the snapshot holds no attention patterns")
+            return figs.attention_figure(snap.attention, self.tokens)
+        if view == "residual_spectrum":
+            steps, spec = self._residual_until(snap.step)
+            return spectra_figs.residual_history_figure(
+                steps, spec, title=f"residual power per frequency, {src.name}"
             )
         if probe.kind == "surface":
-            assert probe.extent is not None
+            x, y = self._points(task)
             return figs.decision_surface_figure(
-                snap.predictions,
-                probe.shape,
-                probe.extent,
-                self._task.x_train,
-                self._task.y_train,
-                title=title,
+                snap.predictions, probe.shape, probe.extent, x, y, title=title
             )
         if probe.kind == "field" and len(probe.shape) == 1:
             return figs.signal_figure(
@@ -307,44 +472,112 @@ class TrainingLab(W.VBox):
             )
         if probe.kind == "field":
             return figs.image_figure(snap.predictions, probe.target, probe.shape, title=title)
-        if probe.kind == "sequence" and snap.attention:
-            return figs.attention_figure(snap.attention, self._tokens())
-        return figs.metrics_figure(
-            self._history(), step=step, accuracy=self._trainer.loss_name == "ce"
-        )
+        images, truth = self._tile_images(probe)  # type: ignore[misc]
+        return figs.sample_predictions_figure(
+            images, np.asarray(snap.predictions)[: len(images)], truth, title=title,
+            classes=(getattr(task, "meta", None) or {}).get("classes"),
+        )  # fmt: skip
 
-    def export(self, path: str | Path, view: str = "main") -> Path:
-        """Write ``view`` to ``path`` (.png/.svg/.pdf/.html)."""
-        return export(self.to_figure(view), path)
-
-    def export_history(self, path: str | Path) -> Path:
-        """Write the metric history (tidy: step, metric, value) to .csv/.parquet/.json."""
-        return export_table(self._trainer.history_frame(), path)
-
-    def save(self, path: str | Path | None = None) -> Path:
-        """Save the model and optimizer (safetensors) with the step and task name."""
-        t = self._trainer
-        path = (
-            Path(path)
-            if path is not None
-            else self.out_dir / f"{self._task.name}_step{t.global_step}.safetensors"
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            was = self.running
-            self._halt()
-            out = save_checkpoint(
-                path, t.model, optimizer=t.optimizer,
-                state={"step": t.global_step, "task": self._task.name, "train": self._config.as_dict()},
+    def _frame(self, view: str) -> pd.DataFrame:
+        snap, src = self._snap(), self._source
+        if view == "metrics":
+            hist = src.history()
+            return pd.DataFrame(
+                [{"step": int(h["step"]), "metric": k, "value": float(v)}
+                 for h in hist for k, v in h.items() if k != "step"],
+                columns=["step", "metric", "value"],
             )  # fmt: skip
-            if was:
-                self.play()
-        self._set_status(f"saved {out}")
-        return out
+        if snap is None:
+            raise ValueError(f"no snapshot yet: nothing to show in {view!r}")
+        probe = src.probe
+        if view == "residual_spectrum":
+            steps, spec = self._residual_until(snap.step)
+            s, f = np.meshgrid(steps, spec.freqs, indexing="ij")
+            return pd.DataFrame(
+                {"step": s.ravel(), "frequency": f.ravel(), "power": spec.power.ravel()}
+            )
+        if view == "attention":
+            maps, _ = figs.attention_maps(snap.attention)  # (layers·heads, T, T)
+            n_heads = int(next(iter(snap.attention.values())).shape[1])
+            i, q, k = np.meshgrid(*(np.arange(n) for n in maps.shape), indexing="ij")
+            out = pd.DataFrame({"layer": (i // n_heads).ravel(), "head": (i % n_heads).ravel(),
+                                "query": q.ravel(), "key": k.ravel(), "weight": maps.ravel()})  # fmt: skip
+            toks = self.tokens or []
+            if len(toks) == maps.shape[-1]:
+                out.insert(4, "query_token", np.asarray(toks)[out["query"]])
+                out.insert(5, "key_token", np.asarray(toks)[out["key"]])
+            return out
+        p = np.asarray(snap.predictions, dtype=np.float64)
+        if probe.kind == "surface":
+            xy = np.asarray(probe.inputs, dtype=np.float64)
+            n, c = p.shape
+            return pd.DataFrame({"x1": np.repeat(xy[:, 0], c), "x2": np.repeat(xy[:, 1], c),
+                                 "class": np.tile(np.arange(c), n), "probability": p.ravel()})  # fmt: skip
+        if probe.kind == "field":
+            coords = np.asarray(probe.inputs, dtype=np.float64)
+            target = np.asarray(probe.target, dtype=np.float64)
+            cols = {f"x{i + 1}": coords[:, i] for i in range(coords.shape[1])}
+            parts = []
+            for series, values in (("target", target), ("model", p)):
+                for ch in range(values.shape[1]):
+                    parts.append(
+                        pd.DataFrame(
+                            {**cols, "channel": ch, "series": series, "value": values[:, ch]}
+                        )
+                    )
+            return pd.concat(parts, ignore_index=True)
+        images, truth = self._tile_images(probe)  # type: ignore[misc]
+        probs = p[: len(images)]
+        return pd.DataFrame({"sample": np.arange(len(images)), "true": truth,
+                             "predicted": probs.argmax(1), "probability": probs.max(1)})  # fmt: skip
+
+    def _show_snapshot(self, snap: Any) -> None:
+        """Draw ``snap`` in the prediction/attention/spectrum views (and the metrics marker)."""
+        src = self._source
+        probe = src.probe
+        self._shown_step = int(snap.step)
+        if probe is not None and snap.predictions is not None:
+            title = f"step {snap.step}"
+            if probe.kind == "surface":
+                z, lo, hi = figs.surface_map(snap.predictions, probe.shape)
+                self._grid.show(
+                    z, [title], vmin=lo, vmax=hi, colorscale="rdbu" if hi == 1 else "viridis"
+                )
+            elif probe.kind == "field":
+                if self._fit is not None:
+                    with self._fit.batch_update():
+                        self._fit.data[1].y = np.asarray(snap.predictions).reshape(-1)
+                        self._fit.layout.title.text = title
+                else:
+                    self._grid.show(figs.image_maps(snap.predictions, probe.target, probe.shape),
+                                    [f"model, {title}", "target"], vmin=0.0, vmax=1.0)  # fmt: skip
+                self._draw_residual(snap.step)
+            elif probe.kind == "points" and self._tile_images(probe) is not None:
+                images, truth = self._tile_images(probe)  # type: ignore[misc]
+                pred = np.asarray(snap.predictions)[: len(images)].argmax(1)
+                names = (getattr(src.task, "meta", None) or {}).get("classes")
+                label = (lambda i: str(names[i])) if names else str
+                titles = [f"{label(int(p))}{'' if p == t else ' ✗'}" for p, t in zip(pred, truth)]
+                self._grid.show(images, titles, vmin=float(images.min()), vmax=float(images.max()),
+                                caption=f"predicted class of {len(images)} test images ({title}); ✗ = wrong")  # fmt: skip
+        if snap.attention and probe is not None and probe.kind == "sequence":
+            maps, titles = figs.attention_maps(snap.attention)
+            tokens = self.tokens or []
+            n_heads = next(iter(snap.attention.values())).shape[1]
+            self._grid.show(maps, titles, vmin=0.0, vmax=1.0, row_labels=tokens, col_labels=tokens,
+                            columns=n_heads, caption=f"attention on a test sequence, {title}")  # fmt: skip
+        self._update_metrics()
 
     # ================================================================== training
+    def _require_own(self) -> None:
+        if not self.own:
+            raise RuntimeError(
+                "this lab follows another run read-only; TrainingLab.load(path) continues a "
+                "saved run, lab.follow(lab) trains this lab's own model again"
+            )
+
     def _halt(self) -> None:
-        """Stop and join the training thread. Call with ``self._lock`` held."""
+        """Stop and join the training thread. Call with ``self._run_lock`` held."""
         th = self._thread
         if th is None:
             return
@@ -357,18 +590,24 @@ class TrainingLab(W.VBox):
         try:
             self._trainer.step()
         except TrainingDiverged as err:
+            self.recorder.truncate(self._trainer.global_step)
             self.last_error = err.reason
-            self._set_status(f"⚠ {err.reason}", error=True)
+            self._set_status(
+                f"⚠ paused: {err.reason} Lower the learning rate with the slider, then press Play.",
+                error=True,
+            )
             return False
-        self._recorder.maybe_record()
+        self.recorder.maybe_record()
         return True
 
     def _loop(self) -> None:
         last_ui, ui_cost = 0.0, 0.0
         t0, s0 = time.perf_counter(), self._trainer.global_step
+        ok = True
         try:
             while not self._stop.is_set():
                 if not self._train_one():
+                    ok = False
                     break
                 now = time.perf_counter()
                 # at most refresh_hz, and never more than UI_BUDGET of the wall time
@@ -378,281 +617,258 @@ class TrainingLab(W.VBox):
                     last_ui = time.perf_counter()
                     ui_cost = 0.5 * ui_cost + 0.5 * (last_ui - now)
         except Exception as err:
-            self.last_error = f"{type(err).__name__}: {err}"
-            self._set_status(f"⚠ training stopped: {self.last_error}", error=True)
+            ok = False
+            self._fail(err, "training stopped: ")
         finally:
-            self._recorder.record()
-            self._refresh(force=True)
+            self.recorder.record()
+            self._refresh(force=True, keep_status=not ok)
 
     def _current_config(self) -> TrainConfig:
         c = self._c
         return self._config.with_(
-            optimizer=c["optimizer"].value, lr=float(c["lr"].value), batch_size=c["batch"].value or None,
-            weight_decay=float(c["decay"].value), seed=int(c["seed"].value),
+            optimizer=c["optimizer"].value, lr=float(c["lr"].value), batch_size=c["batch_size"].value or None,
+            weight_decay=float(c["weight_decay"].value), seed=int(c["seed"].value),
         )  # fmt: skip
 
-    def _knobs(self) -> dict[str, Any]:
+    def _task_kwargs(self, name: str) -> dict[str, Any]:
         c = self._c
-        if _family(c["task"].value) == "transformer":
-            return {k: c[k].value for k in TF_DEFAULTS}
-        return {k: c[k].value for k in MLP_DEFAULTS}
+        wanted = {"test_fraction": c["test_fraction"].value}
+        if group_of(name) == "toy":
+            wanted.update(noise=c["noise"].value, n=c["n"].value)
+        wanted.update(self._extra_task_kwargs.get(name, {}))
+        params = inspect.signature(TASKS[name]).parameters
+        return {k: v for k, v in wanted.items() if k in params}
 
     def _make_task(self) -> Any:
-        c = self._c
-        name = c["task"].value
-        wanted = {
-            "noise": c["noise"].value,
-            "n": c["n"].value,
-            "test_fraction": c["test_fraction"].value,
-        }
-        if name in FIELDS or name in SEQUENCES:
-            wanted = {"test_fraction": c["test_fraction"].value} if name in SEQUENCES else {}
-        wanted.update(self._extra_task_kwargs.get(name, {}))
-        return make_task(name, **_task_kwargs(name, wanted))
+        name = self._c["task"].value
+        if name == USER_DATA:
+            return self._user_task()
+        return make_task(name, **self._task_kwargs(name))
+
+    def _model_source(self) -> Any:
+        if self._user_model is not None:
+            return self._user_model
+        return model_for_task(self._task, self._panel.family, **self._panel.knobs())
 
     def _new_trainer(self) -> None:
-        self._config = self._current_config()
-        trainer = Trainer(_model_factory(self._task, self._knobs()), self._task, self._config)
-        every = self._record_every_arg or (5 if self._task.kind == "sequence" else 25)
-        if getattr(self, "_recorder", None) is None:
+        config = self._current_config()
+        trainer = Trainer(self._model_source(), self._task, config)
+        check_model_fits(trainer.model, self._task)
+        every = (
+            self._record_every_arg
+            or GROUP_DEFAULTS[group_of(self._c["task"].value)]["record_every"]
+        )
+        if self._recorder is None:
             self._recorder = Recorder(trainer, every=every, max_bytes=self._max_bytes)
         else:
             self._recorder.retarget(trainer)
             self._recorder.every = every
+        self._config = config
         self._trainer = trainer
+        self._source = RecorderSource(self._recorder)
         self._recorder.record()
-        self._shown = None
-        self._follow = True
+        self._run_id = self._recorder.run_id
+        self._run_writer, self._written = None, set()
+        self._residual_rows = {}
+        self._shown_step = None
+        self._latest_followed = True
         self.last_error = None
 
     def _rebuild(self, *, new_task: bool) -> None:
-        """Stop, rebuild task/model/trainer, and continue if it was running."""
-        with self._lock:
+        """Stop, rebuild task/model/trainer, and continue if it was running. Nothing changes
+        when the new settings fail (the status line says why)."""
+        with self._run_lock:
             was = self.running
             self._halt()
+            old = (self._task, self._task_key, self._trainer, self._config)
             try:
                 if new_task:
-                    self._task = self._make_task()
+                    self._task, self._task_key = self._make_task(), self._c["task"].value
                 self._new_trainer()
             except (ValueError, TypeError) as err:
-                self._set_status(f"⚠ {err}", error=True)
+                self._task, self._task_key, self._trainer, self._config = old
+                self._fail(err)
                 return
-            if new_task:
-                self._build_views()
-                self.children = [
-                    self._controls,
-                    self._views,
-                    self._scrub_row,
-                    self._export_row,
-                    self._status,
-                ]
+            self._build_views()
             self._refresh(force=True)
             if was:
                 self.play()
 
     # ================================================================== controls
     def _build_controls(
-        self, task: str, model: dict[str, Any], task_kwargs: dict[str, Any]
+        self,
+        task: str,
+        task_kwargs: dict[str, Any],
+        family: str | None,
+        knobs: dict[str, Any],
+        cfg: TrainConfig,
     ) -> None:
+        m = self._user_model
+        label = (
+            None
+            if m is None
+            else (
+                type(m).__name__ if isinstance(m, nn.Module) else getattr(m, "__name__", "factory")
+            )
+        )
+        panel = TrainingControls(user_model=label, user_data=task == USER_DATA)
+        self._panel, self._c, self._buttons = panel, panel.widgets, panel.buttons
+        # data knobs with a control show there; the rest go to the generator as given
         self._extra_task_kwargs = {
             task: {k: v for k, v in task_kwargs.items() if k not in ("noise", "n", "test_fraction")}
         }
-        knobs = {
-            **(
-                TF_DEFAULTS
-                if _family(task) == "transformer"
-                else FIELD_DEFAULTS
-                if task in FIELDS
-                else MLP_DEFAULTS
-            )
+        group = group_of(task)
+        values: dict[str, Any] = {
+            k: v for k, v in task_kwargs.items() if k in ("noise", "n", "test_fraction")
         }
-        unknown = set(model) - set(MLP_DEFAULTS) - set(TF_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown model knob(s) {sorted(unknown)}; use {sorted({*MLP_DEFAULTS, *TF_DEFAULTS})}"
-            )
-        knobs.update(model)
-        mlp = {**MLP_DEFAULTS, **{k: v for k, v in knobs.items() if k in MLP_DEFAULTS}}
-        tf = {**TF_DEFAULTS, **{k: v for k, v in knobs.items() if k in TF_DEFAULTS}}
-        cfg = self._config
-        lay = W.Layout(width="210px")
-        short = {"description_width": "70px"}
-        c: dict[str, W.Widget] = {
-            "task": W.Dropdown(options=TASK_CHOICES, value=task, description="task", layout=lay, style=short),
-            "noise": W.FloatSlider(value=float(task_kwargs.get("noise", 0.1)), min=0.0, max=0.5, step=0.01, description="noise", layout=lay, style=short, continuous_update=False),
-            "n": W.IntSlider(value=int(task_kwargs.get("n", 500)), min=50, max=5000, step=50, description="points", layout=lay, style=short, continuous_update=False),
-            "test_fraction": W.FloatSlider(value=float(task_kwargs.get("test_fraction", 0.25)), min=0.05, max=0.9, step=0.05, description="test split", layout=lay, style=short, continuous_update=False),
-            "depth": W.IntSlider(value=int(mlp["depth"]), min=1, max=8, description="layers", layout=lay, style=short, continuous_update=False),
-            "width": W.IntSlider(value=int(mlp["width"]), min=2, max=256, description="width", layout=lay, style=short, continuous_update=False),
-            "activation": W.Dropdown(options=ACTIVATIONS, value=mlp["activation"], description="activation", layout=lay, style=short),
-            "encoding": W.Dropdown(options=ENCODINGS, value=mlp["encoding"], description="encoding", layout=lay, style=short),
-            "fourier_scale": W.FloatLogSlider(value=float(mlp["fourier_scale"]), base=10, min=-1, max=2.5, description="σ (Fourier)", layout=lay, style=short, continuous_update=False),
-            "n_layers": W.IntSlider(value=int(tf["n_layers"]), min=1, max=6, description="layers", layout=lay, style=short, continuous_update=False),
-            "n_heads": W.Dropdown(options=(1, 2, 4, 8), value=int(tf["n_heads"]), description="heads", layout=lay, style=short),
-            "d_model": W.Dropdown(options=(16, 32, 64, 128), value=int(tf["d_model"]), description="d_model", layout=lay, style=short),
-            "attention": W.Dropdown(options=ATTENTION_CHOICES, value=tf["attention"], description="attention", layout=lay, style=short),
-            "pos": W.Dropdown(options=POSITIONAL, value=tf["pos"], description="position", layout=lay, style=short),
-            "optimizer": W.Dropdown(options=("sgd", "adam", "adamw"), value=cfg.optimizer, description="optimizer", layout=lay, style=short),
-            "lr": W.FloatLogSlider(value=cfg.lr, base=10, min=-5, max=1, description="learn rate", layout=lay, style=short, readout_format=".1e", continuous_update=False),
-            "batch": W.Dropdown(options=BATCH_CHOICES, value=cfg.batch_size or 0, description="batch", layout=lay, style=short),
-            "decay": W.Dropdown(options=DECAY_CHOICES, value=cfg.weight_decay if cfg.weight_decay in DECAY_CHOICES else 0.0, description="w. decay", layout=lay, style=short),
-            "seed": W.BoundedIntText(value=cfg.seed, min=0, max=2**31 - 1, description="seed", layout=lay, style=short),
-        }  # fmt: skip
-        self._c = c
-        buttons = {
-            name: W.Button(description=name, tooltip=tip, layout=W.Layout(width="80px"))
-            for name, tip in (("Play", "train in the background"), ("Pause", "stop training"),
-                              ("Step", "one training step"), ("Reset", "back to step 0"),
-                              ("Save", "save a safetensors checkpoint"))
-        }  # fmt: skip
-        buttons["Play"].button_style = "success"
-        buttons["Play"].on_click(lambda _: self.play())
-        buttons["Pause"].on_click(lambda _: self.pause())
-        buttons["Step"].on_click(lambda _: self.step())
-        buttons["Reset"].on_click(lambda _: self.reset())
-        buttons["Save"].on_click(lambda _: self._guard(self.save))
-        self._buttons = buttons
-        c["task"].observe(lambda _: self._quiet or self._on_task(), names="value")
-        for key in ("noise", "n", "test_fraction"):
-            c[key].observe(lambda _, new=True: self._on_knob(new), names="value")
-        for key in (*MLP_DEFAULTS, *TF_DEFAULTS, "optimizer", "batch", "decay", "seed"):
-            c[key].observe(lambda _, new=False: self._on_knob(new), names="value")
-        c["lr"].observe(self._on_lr, names="value")
-        self._mlp_box = W.VBox([c[k] for k in MLP_DEFAULTS])
-        self._tf_box = W.VBox([c[k] for k in TF_DEFAULTS])
-        self._model_box = W.VBox()
-        self._controls = W.HBox([
-            W.VBox([W.HTML("<b>data</b>"), c["task"], c["noise"], c["n"], c["test_fraction"]]),
-            W.VBox([W.HTML("<b>model</b>"), self._model_box]),
-            W.VBox([W.HTML("<b>training</b>"), c["optimizer"], c["lr"], c["batch"], c["decay"], c["seed"]]),
-            W.VBox([W.HTML("<b>run</b>"), *buttons.values()]),
-        ])  # fmt: skip
-        self._sync_control_visibility()
-        self._status = W.HTML(layout=W.Layout(min_height="1.5em"))
-        self._status.add_class("xp-training-status")
-        self._slider = W.IntSlider(
-            value=0,
-            min=0,
-            max=0,
-            description="snapshot",
-            continuous_update=True,
-            layout=W.Layout(width="60%"),
+        values.update(optimizer=cfg.optimizer, lr=cfg.lr, seed=cfg.seed,
+                      batch_size=cfg.batch_size, weight_decay=cfg.weight_decay)  # fmt: skip
+        explicit = self._explicit_train
+        values.update(
+            {k: GROUP_DEFAULTS[group][k] for k in ("lr", "batch_size") if k not in explicit}
         )
-        self._slider.add_class("xp-training-scrubber")
-        self._slider.observe(self._on_slide, names="value")
-        self._step_label = W.Label()
-        self._step_label.add_class("xp-training-step")
-        self._scrub_row = W.HBox([self._slider, self._step_label])
-        self._export_view = W.Dropdown(
-            options=VIEWS,
-            value="main",
-            description="export",
-            layout=W.Layout(width="170px"),
-            style=short,
+        self._config = cfg.with_(
+            **{k: v for k, v in GROUP_TRAIN[group].items() if k not in explicit}
         )
-        self._export_fmt = W.Dropdown(
-            options=("png", "svg", "pdf", "html"), value="png", layout=W.Layout(width="80px")
-        )
-        export_btn = W.Button(description="Export view", layout=W.Layout(width="110px"))
-        export_btn.on_click(lambda _: self._guard(self._export_clicked))
-        csv_btn = W.Button(description="History CSV", layout=W.Layout(width="110px"))
-        csv_btn.on_click(
-            lambda _: self._guard(
-                lambda: self._wrote(self.export_history(self._out("history", "csv")))
-            )
-        )
-        pq_btn = W.Button(description="History parquet", layout=W.Layout(width="130px"))
-        pq_btn.on_click(
-            lambda _: self._guard(
-                lambda: self._wrote(self.export_history(self._out("history", "parquet")))
-            )
-        )
-        self._export_row = W.HBox(
-            [self._export_view, self._export_fmt, export_btn, csv_btn, pq_btn]
-        )
-
-    def _sync_control_visibility(self) -> None:
-        name = self._c["task"].value
-        self._model_box.children = [
-            self._tf_box if _family(name) == "transformer" else self._mlp_box
-        ]
-        toy = name in TOY_2D
-        for key in ("noise", "n"):
-            self._c[key].layout.display = None if toy else "none"
-        self._c["test_fraction"].layout.display = "none" if name in FIELDS else None
-
-    def _on_task(self) -> None:
-        self._sync_control_visibility()
-        name = self._c["task"].value
-        defaults = FIELD_DEFAULTS if name in FIELDS else MLP_DEFAULTS
+        self._c["task"].value = task
+        self._task_key = task
+        fits: tuple[str, ...] = ()
+        if m is None:
+            fits = task_families(self._peek_task(task))
+            fam = family or fits[0]
+            if fam not in fits:
+                raise ValueError(
+                    f"family must be one of {list(fits)} for the {task!r} task, got {fam!r}"
+                )
+            self._c["family"].options = list(fits)
+            self._c["family"].value = fam
+            if fam == "mlp" and group == "field":
+                self._c["mlp.width"].value = FIELD_WIDTH
+            values.update(knobs)
+        elif knobs:
+            raise ValueError("model knobs do not apply to your own model")
         self._quiet = True
-        try:  # a field needs more width than a 2-D toy
-            self._c["width"].value = defaults["width"]
+        try:
+            for widget, value in panel.checked(values, panel.family, fits):
+                widget.value = value
         finally:
             self._quiet = False
+        b = self._buttons
+        b["Play"].on_click(lambda _: self._guard(self.play))
+        b["Pause"].on_click(lambda _: self._guard(self.pause))
+        b["Step"].on_click(lambda _: self._guard(self.step))
+        b["Reset"].on_click(lambda _: self._guard(self.reset))
+        b["Save"].on_click(lambda _: self._guard(self.save, "save failed: "))
+        c = self._c
+        c["task"].observe(lambda ch: self._quiet or self._on_task(ch["old"]), names="value")
+        c["family"].observe(lambda _: self._quiet or self._on_family(), names="value")
+        for key in ("noise", "n", "test_fraction"):
+            c[key].observe(lambda _, new=True: self._on_knob(new), names="value")
+        knob_keys = [f"{f}.{k}" for f in FAMILIES for k in FAMILIES[f]]
+        for key in (*knob_keys, "optimizer", "batch_size", "weight_decay", "seed"):
+            c[key].observe(lambda _, new=False: self._on_knob(new), names="value")
+        c["lr"].observe(self._on_lr, names="value")
+        panel.sync_visibility()
+
+    def _peek_task(self, name: str) -> Any:
+        """A task of ``name`` to size models against (the current one when unchanged)."""
+        current = getattr(self, "_task", None)
+        if current is not None and name == self._task_key:
+            return current
+        return self._user_task() if name == USER_DATA else make_task(name)
+
+    def _user_task(self) -> Any:
+        data = self._user_data
+        if hasattr(data, "x_train"):
+            return data  # a Task, used as it is
+        raw, features, target = data  # type: ignore[misc]
+        fraction = float(self._c["test_fraction"].value)
+        return user_task(raw, features=features, target=target, test_fraction=fraction)
+
+    def _new_group(self, before: str, explicit: set[str]) -> None:
+        """Apply the new task's defaults (see :meth:`TrainingControls.apply_group`)."""
+        name = self._c["task"].value
+        fits = () if self._user_model is not None else task_families(self._peek_task(name))
+        self._panel.apply_group(fits, before, explicit)
+        group = group_of(name)
+        if group != before:
+            extra = {k: v for k, v in GROUP_TRAIN[group].items() if k not in explicit}
+            self._config = self._config.with_(**extra)
+
+    def _on_task(self, old: str) -> None:
+        self._quiet = True
+        try:
+            self._new_group(group_of(old), set())
+        finally:
+            self._quiet = False
+        self._panel.sync_visibility()
         self._rebuild(new_task=True)
+
+    def _on_family(self) -> None:
+        self._panel.sync_visibility()
+        self._rebuild(new_task=False)
 
     def _on_knob(self, new_task: bool) -> None:
         if not self._quiet:
             self._rebuild(new_task=new_task)
 
     def _on_lr(self, change: dict[str, Any]) -> None:
-        # live: the next step uses it, no restart
+        # live: the next step uses it, no restart (this is how a diverged run continues)
         if self._quiet:
             return
-        self._config = self._config.with_(lr=float(change["new"]))
-        self._trainer.config = self._trainer.config.with_(lr=float(change["new"]))
-
-    def _guard(self, fn: Callable[[], Any]) -> None:
-        try:
-            fn()
-        except Exception as err:
-            self._set_status(f"⚠ {type(err).__name__}: {err}", error=True)
-
-    def _out(self, what: str, fmt: str) -> Path:
-        snap = self._shown
-        step = snap.step if snap is not None else self._trainer.global_step
-        return self.out_dir / f"{self._task.name}_{what}_step{step}.{fmt}"
-
-    def _export_clicked(self) -> None:
-        view, fmt = self._export_view.value, self._export_fmt.value
-        self._wrote(self.export(self._out(view, fmt), view))
-
-    def _wrote(self, path: Path) -> None:
-        self._set_status(f"wrote {path}")
-
-    def _set_status(self, text: str, *, error: bool = False) -> None:
-        import html
-
-        color = "#b00" if error else "#333"
-        self._status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+        lr = float(change["new"])
+        self._config = self._config.with_(lr=lr)
+        self._trainer.config = self._trainer.config.with_(lr=lr)
+        if self.last_error and not self.running:
+            self._set_status(f"learning rate {lr:.1e}: press Play to continue")
 
     # ================================================================== views
+    def _has_accuracy(self) -> bool:
+        task = getattr(self._source, "task", None)
+        return (getattr(task, "meta", None) or {}).get("loss") == "ce" or getattr(
+            task, "kind", ""
+        ) in ("classification", "sequence")
+
+    def _points(self, task: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = task.x_train if len(task.x_train) else task.x_test
+        y = task.y_train if len(task.y_train) else task.y_test
+        return np.asarray(x), np.asarray(y)
+
+    def _tile_images(self, probe: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """(n, h, w) sample images and their labels for an image classification probe."""
+        if (
+            probe is None
+            or probe.kind != "points"
+            or probe.inputs.ndim != 4
+            or probe.target is None
+        ):
+            return None
+        x = np.asarray(probe.inputs[:N_TILES], dtype=np.float32).mean(1)
+        return x, np.asarray(probe.target[:N_TILES])
+
     def _build_views(self) -> None:
-        probe = self._recorder.probe
+        probe = getattr(self._source, "probe", None)
         kind = None if probe is None else probe.kind
         self._metrics = go.FigureWidget(
-            figs.metrics_figure(self._trainer.history, accuracy=self._trainer.loss_name == "ce")
+            figs.metrics_figure(self._source.history(), accuracy=self._has_accuracy())
         )
         self._metrics.layout.width = 520
-        self._drawn: dict[Any, Any] = {}  # what the metric plot shows, to skip no-op updates
+        self._metrics.add_class("xp-training-metrics")
+        self._drawn = {}
         self._grid = HeatmapGrid()
         self._grid.add_class("xp-training-grid")
         self._spectrum_grid: HeatmapGrid | None = None
         self._fit: go.FigureWidget | None = None
         main: list[W.Widget] = []
         if kind == "surface":
-            assert probe is not None and probe.extent is not None
+            task = self._source.task
+            x, y = self._points(task)
             self._grid.tile_px = 320
-            self._grid.set_points(
-                figs.surface_points(
-                    self._task.x_train, self._task.y_train, probe.shape, probe.extent
-                )
-            )
+            self._grid.set_points(figs.surface_points(x, y, probe.shape, probe.extent))
             main = [self._grid]
         elif kind == "field":
-            assert probe is not None
             self._spectrum_grid = HeatmapGrid(tile_px=260, colorscale="magma")
+            self._spectrum_grid.add_class("xp-training-spectrum")
             if len(probe.shape) == 1:
                 fit = figs.signal_figure(
                     probe.inputs[:, 0], probe.target, np.zeros(len(probe.inputs))
@@ -667,34 +883,53 @@ class TrainingLab(W.VBox):
         elif kind == "sequence":
             self._grid.tile_px = 110
             main = [self._grid]
-        self._views = W.HBox([self._metrics, W.VBox(main)])
+        elif kind == "points" and self._tile_images(probe) is not None:
+            self._grid.tile_px = 64
+            self._grid.colorscale = "gray"
+            self._grid.columns = 8
+            main = [self._grid]
+        wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
+        self._views_box = W.HBox([self._metrics, *main], layout=wrap)
+        self._views_box.add_class("xp-training-views")
+        self._set_body(self._panel.box, self._views_box)
+        self._refresh_export_views()
 
-    def _history(self) -> list[dict[str, float]]:
-        return list(self._trainer.history)
+    def _residual_until(self, step: int) -> tuple[list[int], Any]:
+        """Residual power per frequency for every snapshot up to ``step`` (rows cached)."""
+        src = self._source
+        probe = src.probe
+        steps = [s for s in src.steps if s <= step]
+        run = getattr(src, "run_id", 0)
+        missing = [s for s in steps if (run, s) not in self._residual_rows]
+        if missing:
+            snaps = [src.at(s) for s in missing]
+            preds = np.stack([np.asarray(s.predictions, dtype=np.float64) for s in snaps])
+            spec = residual_history(preds, np.asarray(probe.target), probe.shape)
+            self._residual_freqs = spec.freqs
+            for s, row in zip(missing, spec.power):
+                self._residual_rows[(run, s)] = row
+        power = np.stack([self._residual_rows[(run, s)] for s in steps])
+        from explorer.analysis.spectra import Spectrum
 
-    def _tokens(self) -> list[str] | None:
-        probe, vocab = self._recorder.probe, self._task.meta.get("vocab")
-        if probe is None or vocab is None:
-            return None
-        return [str(vocab[int(t)]) for t in probe.inputs[0]]
+        return steps, Spectrum(self._residual_freqs, power, "residual")
 
-    def _spectrum_until(self, step: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-        probe = self._recorder.probe
-        assert probe is not None and probe.target is not None
-        snaps = [s for s in self._recorder if s.step <= step and s.predictions is not None]
-        shape = probe.shape
-        preds = np.stack([np.asarray(s.predictions).reshape(*shape, -1).mean(-1) for s in snaps])
-        target = np.asarray(probe.target).reshape(*shape, -1).mean(-1)
-        spec = residual_spectrum(
-            preds, target, ndim=len(shape), spacing=1.0 / shape[-1], device="cpu"
-        )
-        return [s.step for s in snaps], spec.freqs, spec.power
+    def _draw_residual(self, step: int) -> None:
+        if self._spectrum_grid is None:
+            return
+        steps, spec = self._residual_until(step)
+        if not steps:
+            return
+        logp = np.log10(np.maximum(spec.power, 1e-8)).T[::-1]  # (freqs, steps), low at the bottom
+        self._spectrum_grid.show(
+            logp, [f"residual power per frequency (log₁₀), steps 0–{steps[-1]}"], vmin=-8.0, vmax=0.0,
+            caption="rows: frequency (low at the bottom) · columns: snapshots over training",
+        )  # fmt: skip
 
     def _update_metrics(self) -> None:
         """Update only the curves that gained points, and the step marker if it moved."""
-        hist = self._history()
+        hist = self._source.history()
         fig = self._metrics
-        marker = None if self._follow or self._shown is None else self._shown.step
+        marker = None if self._latest_followed or self._shown_step is None else self._shown_step
         curves = {}
         for i, trace in enumerate(fig.data):
             key = next(k for k, v in figs.TRACE_NAMES.items() if v == trace.name)
@@ -711,108 +946,35 @@ class TrainingLab(W.VBox):
             if self._drawn.get("marker") != marker:
                 self._drawn["marker"] = marker
                 line = dict(color="#888", dash="dot")
-                fig.layout.shapes = (
-                    ()
-                    if marker is None
-                    else (
-                        dict(
-                            type="line", x0=marker, x1=marker, y0=0, y1=1, yref="paper", line=line
-                        ),
-                    )
-                )
+                fig.layout.shapes = (() if marker is None else
+                                     (dict(type="line", x0=marker, x1=marker, y0=0, y1=1, yref="paper", line=line),))  # fmt: skip
 
-    def _show(self, snap: Snapshot) -> None:
-        """Draw ``snap`` in the main views and tell subscribers. Call with ``_view_lock``."""
-        self._shown = snap
-        probe = self._recorder.probe
-        if probe is not None and snap.predictions is not None:
-            title = f"step {snap.step}"
-            if probe.kind == "surface":
-                z, lo, hi = figs.surface_map(snap.predictions, probe.shape)
-                self._grid.show(
-                    z, [title], vmin=lo, vmax=hi, colorscale="rdbu" if hi == 1 else "viridis"
-                )
-            elif probe.kind == "field":
-                if self._fit is not None:
-                    self._fit.data[1].y = np.asarray(snap.predictions).reshape(-1)
-                    self._fit.layout.title.text = title
-                else:
-                    self._grid.show(
-                        figs.image_maps(snap.predictions, probe.target, probe.shape),
-                        [f"model, {title}", "target"],
-                        vmin=0.0,
-                        vmax=1.0,
-                    )
-                steps, _, power = self._spectrum_until(snap.step)
-                if self._spectrum_grid is not None and len(steps) > 0:
-                    logp = np.log10(np.maximum(power, 1e-8)).T[
-                        ::-1
-                    ]  # (freqs, steps), low frequencies at the bottom
-                    self._spectrum_grid.show(
-                        logp,
-                        [f"residual power per frequency (log₁₀), steps 0–{steps[-1]}"],
-                        vmin=-8.0,
-                        vmax=0.0,
-                    )
-            elif probe.kind == "sequence" and snap.attention:
-                maps, titles = figs.attention_maps(snap.attention)
-                tokens = self._tokens() or []
-                n_heads = next(iter(snap.attention.values())).shape[1]
-                self._grid.show(maps, titles, vmin=0.0, vmax=1.0, row_labels=tokens, col_labels=tokens, columns=n_heads,
-                                caption=f"attention on a test sequence, {title}")  # fmt: skip
-        for callback in list(self._subscribers):
-            try:
-                callback(snap)
-            except Exception as err:
-                self._set_status(
-                    f"⚠ subscriber {getattr(callback, '__name__', callback)!r} failed: {err}",
-                    error=True,
-                )
-
-    def _sync_slider(self) -> None:
-        steps = self._recorder.steps
-        self._syncing = True
-        try:
-            with self._slider.hold_sync():
-                self._slider.max = max(len(steps) - 1, 0)
-                if self._follow or self._shown is None:
-                    self._slider.value = self._slider.max
-                else:
-                    self._slider.value = max(
-                        0,
-                        steps.index(self._shown.step)
-                        if self._shown.step in steps
-                        else self._slider.max,
-                    )
-        finally:
-            self._syncing = False
+    def _sync_steps(self) -> None:
+        super()._sync_steps()
+        if not self.own:
+            return
         t = self._trainer
         last = t.history[-1] if t.history else {}
-        shown = self._shown.step if self._shown is not None else 0
+        shown = self._shown_step if self._shown_step is not None else 0
         rate = f", {self._steps_per_s:.0f} steps/s" if self.running else ""
         loss = f", loss {last['loss']:.4g}" if "loss" in last else ""
         self._step_label.value = f"showing step {shown} · trained {t.global_step}{loss}{rate}"
 
-    def _on_slide(self, change: dict[str, Any]) -> None:
-        if self._syncing:
-            return
-        steps = self._recorder.steps
-        if not steps:
-            return
-        i = min(int(change["new"]), len(steps) - 1)
-        self.scrub(steps[i])
-
-    def _refresh(self, force: bool = False) -> None:
-        """Metrics, latest snapshot (when following), scrubber, status: one batched update."""
-        with self._view_lock:
-            latest = self._recorder.latest
-            if latest is not None and self._follow and (force or latest is not self._shown):
-                self._show(latest)
-            self._update_metrics()
-            self._sync_slider()
-            if not self.running and not self.last_error and force:
-                self._set_status(
-                    f"paused at step {self._trainer.global_step}"
-                    if self._trainer.global_step
-                    else "ready: press Play"
-                )
+    def _refresh(self, force: bool = False, keep_status: bool = False) -> None:
+        """Metrics, latest snapshot (when following it), step slider, status: one update."""
+        with self._lock:
+            if self._closed:
+                return
+            latest = self._source.latest
+            if (
+                latest is not None
+                and self._latest_followed
+                and (force or latest.step != self._shown_step)
+            ):
+                self._draw(latest)
+            else:
+                self._update_metrics()
+            self._sync_steps()
+            if force and self.own and not self.running and not keep_status and not self.last_error:
+                step = self._trainer.global_step
+                self._set_status(f"paused at step {step}" if step else "ready: press Play")

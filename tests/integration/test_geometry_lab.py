@@ -76,7 +76,7 @@ def test_lab_follows_a_training_run() -> None:
     lab = GeometryLab.attach(tl, n_inputs=200, min_interval_s=0.0)
     assert "step" in lab._color.options and lab.last_error is None
     tl.step(20)
-    tl.scrub(tl.recorder.steps[-1])
+    tl.show_step(tl.recorder.steps[-1])
     hist = lab.metrics()
     assert {"layer", "step", "metric", "value"} <= set(hist.columns)
     assert hist.step.nunique() >= 2

@@ -1,5 +1,6 @@
-"""TrainingLab without a browser: threading under rapid clicks, rebuilds while running,
-divergence, scrubbing, subscribers, export and save."""
+"""TrainingLab without a browser, through its public surface only: threading under rapid
+clicks, rebuilds while running, per-task-family defaults, out-of-range values, divergence,
+stepping back, your own model and data, save → load → continue, export."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import random
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from explorer.train.checkpoint import load_checkpoint
+from explorer.train import Run
 from widgets.figures import training as figs
 from widgets.training import TrainingLab
 
@@ -51,7 +53,8 @@ def test_play_trains_in_one_background_thread_and_pause_stops_it(lab):
     evals = [h for h in lab.trainer.history if "train_loss" in h]
     assert len(evals) >= 2 and evals[-1]["train_loss"] < evals[0]["train_loss"]
     assert lab.recorder.steps[0] == 0 and lab.recorder.latest.step == lab.trainer.global_step
-    assert lab.shown is lab.recorder.latest
+    assert lab.shown_step == lab.trainer.global_step
+    assert lab.status == f"paused at step {lab.trainer.global_step}"
 
 
 def test_a_hundred_rapid_clicks_leave_one_thread_or_none(lab):
@@ -62,7 +65,7 @@ def test_a_hundred_rapid_clicks_leave_one_thread_or_none(lab):
     def clicker(n: int) -> None:
         nonlocal max_seen
         for _ in range(n):
-            lab._buttons[rng.choice(names)].click()
+            lab.buttons[rng.choice(names)].click()
             max_seen = max(max_seen, len(training_threads()))
 
     workers = [threading.Thread(target=clicker, args=(50,)) for _ in range(2)]
@@ -72,10 +75,9 @@ def test_a_hundred_rapid_clicks_leave_one_thread_or_none(lab):
         w.join()
     assert max_seen <= 1
     assert len(training_threads()) == (1 if lab.running else 0)
-    lab._buttons["Pause"].click()
+    lab.buttons["Pause"].click()
     assert not training_threads()
-    # state is consistent: history, recorder and step agree
-    t = lab.trainer
+    t = lab.trainer  # state is consistent: history, recorder and step agree
     assert len(t.history) == t.global_step
     assert all(s <= t.global_step for s in lab.recorder.steps)
     assert lab.last_error is None
@@ -85,7 +87,7 @@ def test_changing_the_architecture_while_running_rebuilds_and_continues(lab):
     lab.play()
     lab.wait(steps=20)
     old = lab.trainer
-    lab._c["depth"].value = 3
+    lab.controls["depth"].value = 3
     assert lab.running and lab.trainer is not old
     assert len(lab.trainer.model.layers) == 3
     lab.wait(steps=10)
@@ -96,89 +98,244 @@ def test_changing_the_architecture_while_running_rebuilds_and_continues(lab):
 
 def test_learning_rate_changes_live_without_restart(lab):
     lab.step(5)
-    lab._c["lr"].value = 1e-4
+    lab.controls["lr"].value = 1e-4
     assert lab.trainer.global_step == 5
     lab.step()
     assert lab.trainer.history[-1]["lr"] == pytest.approx(1e-4)
 
 
-def test_divergence_pauses_restores_and_says_why(tmp_path):
+def test_task_families_switch_controls_and_defaults(lab):
+    """Each control has its own layout (hiding one never hides another); sequence tasks get
+    a transformer, batch 64 and lr 3e-3 and no toy sliders; images get a CNN or ViT."""
+    layouts = [w.layout for w in lab.controls.values()]
+    assert len({id(x) for x in layouts}) == len(layouts)
+    lab.configure(task="copy")
+    c = lab.controls
+    assert c["family"].value == "transformer" and "n_heads" in c and "width" not in c
+    assert (c["lr"].value, c["batch_size"].value) == (pytest.approx(3e-3), 64)
+    assert c["noise"].layout.display == "none" and c["n"].layout.display == "none"
+    assert c["task"].layout.display != "none" and c["test_fraction"].layout.display != "none"
+    assert lab.views == ("metrics", "attention")
+    lab.configure(task="digits", family="vit")
+    assert type(lab.trainer.model).__name__ == "ViT" and lab.views == ("metrics", "predictions")
+    lab.configure(task="image")
+    c = lab.controls
+    assert (
+        c["family"].value == "mlp"
+        and c["width"].value == 64
+        and c["lr"].value == pytest.approx(1e-3)
+    )
+    assert c["test_fraction"].layout.display == "none" and c["task"].layout.display != "none"
+    lab.configure(family="neural_field", depth=2)
+    assert type(lab.trainer.model).__name__ == "NeuralField"
+    assert set(lab.views) == {"metrics", "predictions", "residual_spectrum"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": {"width": -1}}, r"width must be in \[2, 256\], got -1"),
+        ({"train": {"lr": 1e3}}, r"lr must be in \[1e-05, 10\], got 1000"),
+        (
+            {"task": "copy", "model": {"n_heads": 3}},
+            r"n_heads must be one of \[1, 2, 4, 8\], got 3",
+        ),
+        ({"model": {"activation": "bogus"}}, r"activation must be one of .*got 'bogus'"),
+        ({"model": {"dept": 3}}, "unknown mlp setting 'dept'"),
+        ({"task": "mnist"}, "task must be one of"),
+        ({"task_kwargs": {"noise": 2.0}}, r"noise must be in \[0, 0.5\], got 2.0"),
+    ],
+)
+def test_out_of_range_values_name_the_field_and_range(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingLab(**kwargs)
+
+
+def test_configure_checks_everything_before_changing_anything(lab):
+    lab.step(3)
+    trainer = lab.trainer
+    with pytest.raises(ValueError, match="width must be in"):
+        lab.configure(depth=3, width=-1)
+    assert lab.trainer is trainer and lab.controls["depth"].value == 2
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1, got -3"):
+        lab.step(-3)
+    lab.configure(batch_size=100)  # any batch size is accepted: it joins the menu
+    assert lab.controls["batch_size"].value == 100 and lab.trainer.config.batch_size == 100
+
+
+def _diverged_lab(tmp_path):
     lab = TrainingLab("signal_1d", train={"optimizer": "sgd", "lr": 10.0}, out_dir=tmp_path)
+    lab.play()
+    lab.wait(timeout=30)
+    return lab
+
+
+def test_divergence_pauses_keeps_a_finite_state_and_says_why(tmp_path):
+    lab = _diverged_lab(tmp_path)
     try:
-        lab.play()
-        lab.wait(timeout=30)
         assert not lab.running
         assert lab.last_error is not None and "Diverged" in lab.last_error
-        assert "Diverged" in lab._status.value
+        assert "Diverged" in lab.status and "Lower the learning rate" in lab.status
         assert all(torch.isfinite(p).all() for p in lab.trainer.model.parameters())
+        assert all(s <= lab.trainer.global_step for s in lab.recorder.steps)
+        lab.controls["lr"].value = 1e-3
+        assert "press Play to continue" in lab.status
+        assert lab.trainer.config.lr == pytest.approx(1e-3)
     finally:
         lab.close()
 
 
-def test_scrub_shows_the_old_snapshot_everywhere(lab):
+@pytest.mark.xfail(
+    strict=True,
+    reason="the Trainer restores a state that already exploded (issue 19, reliability stream); "
+    "remove this mark when the Trainer keeps a truly good state",
+)
+def test_divergence_continues_after_lowering_the_learning_rate(tmp_path):
+    lab = _diverged_lab(tmp_path)
+    try:
+        lab.controls["lr"].value = 1e-3
+        before = lab.trainer.global_step
+        lab.buttons["Play"].click()
+        lab.wait(steps=before + 20, timeout=30)
+        lab.pause()
+        assert lab.trainer.global_step >= before + 20, lab.status
+        assert np.isfinite(lab.trainer.history[-1]["loss"]) and lab.last_error is None
+    finally:
+        lab.close()
+
+
+def test_show_step_shows_the_old_snapshot_everywhere(lab):
     lab.step(30)
-    seen = []
-    unsubscribe = lab.subscribe(lambda s: seen.append(s.step))
-    snap = lab.scrub(10)
-    assert snap.step == 10 and seen[-1] == 10
+    lab.show_step(10)
+    snap = lab.shown
+    assert snap.step == 10 and lab.shown_step == 10
     z, _, _ = figs.surface_map(snap.predictions, lab.recorder.probe.shape)
-    shown = np.frombuffer(lab._grid.values, dtype=np.float32).reshape(z.shape)
-    np.testing.assert_array_equal(shown, z)
-    assert lab._slider.value == lab.recorder.steps.index(10)
-    assert lab._metrics.layout.shapes[0].x0 == 10  # marker on the loss curve
-    lab._slider.value = lab._slider.max  # back to the end follows live again
-    assert lab.shown is lab.recorder.latest and seen[-1] == lab.recorder.latest.step
+    grid = lab.panels["predictions"]
+    np.testing.assert_array_equal(np.frombuffer(grid.values, dtype=np.float32).reshape(z.shape), z)
+    metrics = lab.panels["metrics"]
+    assert metrics.layout.shapes[0].x0 == 10  # marker on the loss curve
+    lab.show_step(lab.recorder.steps[-1])  # back at the end: follows live again
+    lab.step()
+    assert lab.shown_step == lab.trainer.global_step
+
+
+def test_other_labs_follow_the_recorder_not_the_widget(lab):
+    seen = []
+    unsubscribe = lab.recorder.subscribe(lambda s: seen.append(s.step))
+    lab.step(12)
+    assert seen[-1] == 12 and 10 in seen
     unsubscribe()
     lab.step()
-    assert seen[-1] != lab.trainer.global_step
+    assert seen[-1] == 12
 
 
-def test_views_per_task_kind():
-    lab = TrainingLab("signal_1d", model={"depth": 2, "width": 16})
+def test_views_per_task_kind(tmp_path):
+    lab = TrainingLab("signal_1d", model={"depth": 2, "width": 16}, out_dir=tmp_path)
     try:
         lab.step(20)
-        assert lab._fit is not None and lab._spectrum_grid is not None
-        assert lab._spectrum_grid.shape[1:] == [
-            len(lab.task.meta["x_grid"]) // 2 + 1,
-            len(lab.recorder),
-        ]
-        lab._c["task"].value = "copy"
-        lab._c["n_layers"].value = 1
+        spectrum = lab.panels["residual_spectrum"]
+        assert spectrum.shape[1:] == [len(lab.task.meta["x_grid"]) // 2 + 1, len(lab.recorder)]
+        residual = lab.frame("residual_spectrum")
+        assert set(residual.columns) == {"step", "frequency", "power"}
+        assert sorted(residual.step.unique()) == lab.recorder.steps
+        lab.configure(task="copy", n_layers=1)
         lab.step(2)
-        heads = lab._c["n_heads"].value
-        assert lab._grid.shape == [heads, lab.task.meta["seq_len"], lab.task.meta["seq_len"]]
-        assert (
-            lab._grid.row_labels[0] == lab.task.meta["vocab"][int(lab.recorder.probe.inputs[0, 0])]
-        )
+        grid, heads = lab.panels["attention"], lab.controls["n_heads"].value
+        assert grid.shape == [heads, lab.task.meta["seq_len"], lab.task.meta["seq_len"]]
+        assert grid.row_labels == lab.tokens
+        assert lab.tokens[0] == lab.task.meta["vocab"][int(lab.recorder.probe.inputs[0, 0])]
+        att = lab.frame("attention")
+        assert len(att) == heads * lab.task.meta["seq_len"] ** 2
     finally:
         lab.close()
 
 
-def test_export_views_history_and_save(lab, tmp_path):
+def test_export_figures_and_tables(lab, tmp_path):
     lab.step(12)
-    for view in ("main", "metrics"):
-        html = lab.export(tmp_path / f"{view}.html", view).read_text()
-        assert "<html" in html and '<script src="http' not in html
-    with pytest.raises(ValueError, match="signal and image"):
+    for view in lab.views:
+        page = lab.export(tmp_path / f"{view}.html", view).read_text()
+        assert "<html" in page and '<script src="http' not in page
+    with pytest.raises(ValueError, match="unknown view 'spectrum'"):
         lab.to_figure("spectrum")
-    df = __import__("pandas").read_csv(lab.export_history(tmp_path / "h.csv"))
+    df = pd.read_csv(lab.export(tmp_path / "h.csv", "metrics"))
     assert set(df.columns) == {"step", "metric", "value"} and df.step.max() == 12
-    assert lab.export_history(tmp_path / "h.parquet").stat().st_size > 0
-    lab._buttons["Save"].click()
-    path = tmp_path / "moons_step12.safetensors"
-    assert path.exists(), lab._status.value
-    model = lab._trainer.model
-    expected = {k: v.clone() for k, v in model.state_dict().items()}
-    lab.reset()
-    loaded = load_checkpoint(path, lab.trainer.model)
-    got = lab.trainer.model.state_dict()
-    assert all(torch.equal(got[k], expected[k]) for k in expected), loaded
+    assert lab.export(tmp_path / "h.parquet", "metrics").stat().st_size > 0
+    surface = lab.frame("predictions")
+    assert set(surface.columns) == {"x1", "x2", "class", "probability"}
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="task must be one of"):
-        TrainingLab("mnist")
-    with pytest.raises(ValueError, match="unknown model knob"):
-        TrainingLab("moons", model={"dept": 3})
-    with pytest.raises(TypeError, match="callable"):
-        TrainingLab("moons").subscribe(3)  # type: ignore[arg-type]
+def test_save_writes_a_run_that_loads_and_continues(lab, tmp_path):
+    lab.step(12)
+    lab.buttons["Save"].click()
+    assert lab.last_error is None, lab.status
+    lab.step(8)
+    path = lab.save()
+    run = Run(path)
+    assert run.checkpoint_steps == [12, 20] and run.steps == lab.recorder.steps
+    expected = {k: v.clone() for k, v in lab.trainer.model.state_dict().items()}
+    opt_state = lab.trainer.optimizer.state_dict()["state"]
+    again = TrainingLab.load(path)
+    try:
+        t = again.trainer
+        assert t.global_step == 20 and len(t.history) == 20 and again.recorder.steps[-1] == 20
+        got = t.model.state_dict()
+        assert all(torch.equal(got[k], expected[k]) for k in expected)
+        loaded = t.optimizer.state_dict()["state"]
+        assert all(torch.equal(loaded[0][k], opt_state[0][k]) for k in ("exp_avg", "exp_avg_sq"))
+        assert again.controls["width"].value == 8 and again.controls["n"].value == 200
+        again.step(5)
+        assert t.global_step == 25 and t.history[-1]["step"] == 25
+        again.save()
+        assert Run(path).checkpoint_steps == [12, 20, 25]
+    finally:
+        again.close()
+
+
+def test_your_own_module_and_data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    with pytest.raises(ValueError, match=r"labels go up to 1 .* gives 1 output"):
+        TrainingLab(model=torch.nn.Linear(3, 1), data=(x, y))
+    with pytest.raises(ValueError, match=r"cannot take the task's inputs of shape \(n, 3\)"):
+        TrainingLab(model=torch.nn.Linear(4, 2), data=(x, y))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    lab = TrainingLab(model=net, data=(x, y), out_dir=tmp_path)
+    try:
+        assert (
+            lab.controls["task"].value == "data" and lab.controls["family"].layout.display == "none"
+        )
+        lab.step(80)
+        assert lab.trainer.evaluate()["test_acc"] > 0.9
+        path = lab.save()
+    finally:
+        lab.close()
+    with pytest.raises(ValueError, match="pass the model"):
+        TrainingLab.load(path)
+    again = TrainingLab.load(
+        path,
+        model=torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)),
+    )
+    try:
+        assert again.trainer.global_step == 80 and again.trainer.evaluate()["test_acc"] > 0.9
+    finally:
+        again.close()
+
+
+def test_regression_from_a_dataframe_and_a_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    df["y"] = 2.0 * df.a - df.b
+    lab = TrainingLab(model=torch.nn.Linear(2, 1), data=df, features=["a", "b"], target="y",
+                      train={"lr": 0.05}, out_dir=tmp_path)  # fmt: skip
+    try:
+        lab.step(150)
+        assert lab.task.kind == "regression" and lab.trainer.history[-1]["loss"] < 0.01
+    finally:
+        lab.close()
+    csv = tmp_path / "m.csv"
+    df.to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"outputs \(n, 3\)"):
+        TrainingLab(model=torch.nn.Linear(3, 3), data=csv, target="y")
+    lab = TrainingLab(model=lambda seed: torch.nn.Linear(3, 1), data=csv, target="y")
+    lab.close()

@@ -1,0 +1,86 @@
+"""The lab protocol: every lab speaks the same words, and the live throttle draws the first
+snapshot at once, collapses bursts, and always draws the last one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from widgets._lab import Lab, Throttle
+from widgets.training import TrainingLab
+
+PROTOCOL = ("follow", "close", "views", "to_figure", "frame", "export", "status", "last_error",
+            "selection", "panels", "wait", "show_step")  # fmt: skip
+LABS = [TrainingLab]
+
+
+@pytest.mark.parametrize("cls", LABS, ids=lambda c: c.__name__)
+def test_every_lab_has_the_protocol(cls):
+    assert issubclass(cls, Lab)
+    for name in PROTOCOL:
+        assert hasattr(cls, name) or name == "last_error", name
+    assert "source" in __import__("inspect").signature(cls).parameters
+
+
+def test_throttle_is_leading_and_trailing():
+    drawn: list[int] = []
+    started = threading.Event()
+
+    def draw(item: int) -> None:
+        drawn.append(item)
+        started.set()
+        time.sleep(0.05)
+
+    throttle = Throttle(draw, 0.3, name="test-throttle")
+    t0 = time.monotonic()
+    throttle.submit(1)
+    assert started.wait(1.0) and time.monotonic() - t0 < 0.2  # leading: drawn at once
+    for i in range(2, 30):  # a burst while the first draw runs and during the interval
+        throttle.submit(i)
+    assert throttle.wait(5.0)
+    assert drawn == [1, 29]  # the burst collapsed to its last item, which was drawn
+    time.sleep(0.35)
+    throttle.submit(30)
+    assert throttle.wait(5.0) and drawn[-1] == 30
+    throttle.close()
+    throttle.submit(31)
+    assert throttle.wait(1.0) and drawn[-1] == 30
+
+
+def test_close_is_idempotent_and_unsubscribes(tmp_path):
+    lab = TrainingLab("moons", task_kwargs={"n": 100}, out_dir=tmp_path)
+    follower = TrainingLab("moons", task_kwargs={"n": 100}, out_dir=tmp_path)
+    follower.follow(lab)
+    assert not follower.own and follower.buttons["Play"].disabled
+    with pytest.raises(RuntimeError, match="read-only"):
+        follower.play()
+    lab.step(25)
+    follower.wait()
+    assert follower.shown_step == 25
+    follower.close()
+    follower.close()
+    lab.step(25)
+    assert follower.shown_step == 25
+    lab.close()
+
+
+def test_export_bar_writes_and_says_wrote(tmp_path):
+    lab = TrainingLab("moons", task_kwargs={"n": 100}, out_dir=tmp_path)
+    try:
+        lab.step(3)
+        bar = lab.children[-2]
+        view, fmt, size, button = bar.children
+        assert [v for _, v in view.options] == ["", "metrics", "predictions"]
+        view.value, fmt.value = "metrics", "csv"
+        assert size.layout.display == "none"  # sizes are for figures only
+        button.click()
+        assert lab.status.startswith("wrote ") and lab.status.endswith("training_metrics_step3.csv")
+        assert (tmp_path / "training_metrics_step3.csv").stat().st_size > 0
+        with pytest.raises(ValueError, match=r"unknown export format '\.xlsx'"):
+            lab.export(tmp_path / "x.xlsx")
+        with pytest.raises(ValueError, match="size must be None, 'column' or 'two-column'"):
+            lab.export(tmp_path / "x.png", size="poster")
+    finally:
+        lab.close()

@@ -14,7 +14,7 @@ Hugging Face model folder with texts. Every lab speaks the same words::
     lab.views                 # names of the views the lab can show now
     lab.to_figure(view=None)  # the view as a plotly Figure (None: the view on screen)
     lab.frame(view=None)      # exactly the data that view shows, as a tidy DataFrame
-    lab.export(path, view=None, size=None)
+    lab.export(path, view=None, size="screen")
                               # suffix picks the format: .png .svg .pdf .html (figure) or
                               # .csv .parquet .json (frame); size="column" (3.5 in) or
                               # "two-column" (7 in) for journal figures
@@ -54,18 +54,16 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explorer.train.sources import as_source
+from widgets.export import EXPORT_FORMATS, EXPORT_SIZES, export_table, warm_up
 from widgets.export import export as export_figure
-from widgets.export import export_table
 
 __all__ = ["FIGURE_FORMATS", "SIZES", "TABLE_FORMATS", "Lab", "Throttle"]
 
-FIGURE_FORMATS = ("png", "svg", "pdf", "html")
+FIGURE_FORMATS = EXPORT_FORMATS
 TABLE_FORMATS = ("csv", "parquet", "json")
-SIZES = (
-    ("screen size", "screen"),
-    ("one column (3.5 in)", "column"),
-    ("two columns (7 in)", "two-column"),
-)
+_SIZE_LABELS = {"screen": "screen size", "column": "one column (3.5 in)",
+                "two-column": "two columns (7 in)"}  # fmt: skip
+SIZES = tuple((_SIZE_LABELS.get(name, name), name) for name in EXPORT_SIZES)
 _NOTHING = object()
 _LABS: weakref.WeakSet[Lab] = weakref.WeakSet()
 
@@ -252,9 +250,10 @@ class Lab(W.VBox):
         with self._lock:
             return self._frame(self._resolve_view(view))
 
-    def export(self, path: str | Path, view: str | None = None, *, size: str | None = None) -> Path:
-        """Write ``view`` to ``path``: a figure for .png/.svg/.pdf/.html (``size``: None,
-        ``"column"`` or ``"two-column"``), its data for .csv/.parquet/.json."""
+    def export(self, path: str | Path, view: str | None = None, *, size: str = "screen") -> Path:
+        """Write ``view`` to ``path``: a figure for .png/.svg/.pdf/.html (``size``:
+        ``"screen"``, ``"column"`` — 3.5 in — or ``"two-column"`` — 7 in — with print fonts),
+        its data for .csv/.parquet/.json."""
         out = Path(path)
         fmt = out.suffix.lower().lstrip(".")
         if fmt in TABLE_FORMATS:
@@ -264,15 +263,18 @@ class Lab(W.VBox):
                 f"unknown export format {out.suffix!r}: use one of "
                 f"{', '.join('.' + f for f in FIGURE_FORMATS + TABLE_FORMATS)}"
             )
-        if size not in (None, "column", "two-column"):
-            raise ValueError(f"size must be None, 'column' or 'two-column', got {size!r}")
-        fig = self.to_figure(view)
-        return export_figure(fig, out, **({} if size is None else {"size": size}))
+        if size not in EXPORT_SIZES:
+            raise ValueError(f"size must be one of {list(EXPORT_SIZES)}, got {size!r}")
+        return export_figure(self.to_figure(view), out, size=size)
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until every snapshot that arrived is drawn (for scripts and tests)."""
         if not self._throttle.wait(timeout):
             raise TimeoutError(f"{type(self).__name__} still drawing after {timeout} s")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        warm_up()  # start the export browser in the background: the first export is fast
+        return super()._repr_mimebundle_(**kwargs)
 
     # ================================================================== for subclasses
     def _show_snapshot(self, snap: Any) -> None:

@@ -540,9 +540,8 @@ class TrainingLab(Lab):
             title = f"step {snap.step}"
             if probe.kind == "surface":
                 z, lo, hi = figs.surface_map(snap.predictions, probe.shape)
-                self._grid.show(
-                    z, [title], vmin=lo, vmax=hi, colorscale="rdbu" if hi == 1 else "viridis"
-                )
+                n_classes = int(np.asarray(snap.predictions).shape[-1])
+                self._grid.show(z, [title], **figs.surface_style(n_classes, probe.extent))
             elif probe.kind == "field":
                 if self._fit is not None:
                     with self._fit.batch_update():
@@ -550,7 +549,8 @@ class TrainingLab(Lab):
                         self._fit.layout.title.text = title
                 else:
                     self._grid.show(figs.image_maps(snap.predictions, probe.target, probe.shape),
-                                    [f"model, {title}", "target"], vmin=0.0, vmax=1.0)  # fmt: skip
+                                    [f"model, {title}", "target"], vmin=0.0, vmax=1.0,
+                                    colorbar_title="intensity", x_title="x", y_title="y")  # fmt: skip
                 self._draw_residual(snap.step)
             elif probe.kind == "points" and self._tile_images(probe) is not None:
                 images, truth = self._tile_images(probe)  # type: ignore[misc]
@@ -559,13 +559,15 @@ class TrainingLab(Lab):
                 label = (lambda i: str(names[i])) if names else str
                 titles = [f"{label(int(p))}{'' if p == t else ' ✗'}" for p, t in zip(pred, truth)]
                 self._grid.show(images, titles, vmin=float(images.min()), vmax=float(images.max()),
+                                colorbar_title="pixel value",
                                 caption=f"predicted class of {len(images)} test images ({title}); ✗ = wrong")  # fmt: skip
         if snap.attention and probe is not None and probe.kind == "sequence":
             maps, titles = figs.attention_maps(snap.attention)
             tokens = self.tokens or []
             n_heads = next(iter(snap.attention.values())).shape[1]
             self._grid.show(maps, titles, vmin=0.0, vmax=1.0, row_labels=tokens, col_labels=tokens,
-                            columns=n_heads, caption=f"attention on a test sequence, {title}")  # fmt: skip
+                            columns=n_heads, colorbar_title="attention weight", x_title="key",
+                            y_title="query", caption=f"attention on a test sequence, {title}")  # fmt: skip
         self._update_metrics()
 
     # ================================================================== training
@@ -867,7 +869,9 @@ class TrainingLab(Lab):
             self._grid.set_points(figs.surface_points(x, y, probe.shape, probe.extent))
             main = [self._grid]
         elif kind == "field":
-            self._spectrum_grid = HeatmapGrid(tile_px=260, colorscale="magma")
+            self._spectrum_grid = HeatmapGrid(
+                tile_px=260, tile_height=200, aspect="auto", colorscale="magma"
+            )
             self._spectrum_grid.add_class("xp-training-spectrum")
             if len(probe.shape) == 1:
                 fit = figs.signal_figure(
@@ -921,8 +925,10 @@ class TrainingLab(Lab):
             return
         logp = np.log10(np.maximum(spec.power, 1e-8)).T[::-1]  # (freqs, steps), low at the bottom
         self._spectrum_grid.show(
-            logp, [f"residual power per frequency (log₁₀), steps 0–{steps[-1]}"], vmin=-8.0, vmax=0.0,
-            caption="rows: frequency (low at the bottom) · columns: snapshots over training",
+            logp, [f"residual power per frequency, steps {steps[0]}–{steps[-1]}"], vmin=-8.0, vmax=0.0,
+            extent=[float(steps[0]), float(steps[-1]), float(spec.freqs[0]), float(spec.freqs[-1])],
+            colorbar_title="log₁₀ residual power", x_title="step", y_title="frequency",
+            caption="which frequencies are still wrong: one column per snapshot",
         )  # fmt: skip
 
     def _update_metrics(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from explorer.errors import ExplorerWarning
 from explorer.models.hooks import capture, hook_names
 from explorer.models.observe import model_at
 from explorer.train.config import TaskLike
@@ -167,20 +169,14 @@ class ModelSource:
             return list(self.inputs)
         return None
 
-    def _text_notes(self, text: str) -> tuple[str, ...]:
+    def _unknown_tokens(self, text: str) -> tuple[str, ...]:
         tok = getattr(self.model, "tokenizer", None)
-        if tok is None:
-            return ()
-        notes = []
-        full = tok(text, truncation=False)["input_ids"]
-        limit = int(getattr(tok, "model_max_length", 0) or 0)
-        if 0 < limit < len(full):
-            notes.append(f"the text has {len(full):,} tokens; the model reads the first {limit:,}")
         unk = getattr(tok, "unk_token_id", None)
-        n_unk = sum(1 for i in full[: limit or None] if unk is not None and i == unk)
-        if n_unk:
-            notes.append(f"{n_unk} unknown token(s) shown as {tok.unk_token}")
-        return tuple(notes)
+        if tok is None or unk is None:
+            return ()
+        ids = tok(text, truncation=True)["input_ids"]
+        n_unk = sum(1 for i in ids if i == unk)
+        return (f"{n_unk} unknown token(s), shown as {tok.unk_token}",) if n_unk else ()
 
     @torch.no_grad()
     def _observe(self) -> Snapshot:
@@ -190,22 +186,27 @@ class ModelSource:
             return Snapshot(0, {}, params)
         texts = self.texts
         inputs = texts[0] if texts is not None else torch.as_tensor(self.inputs)
-        if texts is not None:
-            self.notes = self._text_notes(texts[0])
-            if self.tokens is None and hasattr(model, "tokens"):
-                self.tokens = list(getattr(model, "tokens")(texts[0]))  # noqa: B009
-        elif isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
             inputs = inputs.float()
         was = model.training
         model.eval()
-        try:
-            if fnmatch.filter(hook_names(model), ATTENTION_HOOKS):
-                cache = capture(model, inputs, [ATTENTION_HOOKS], dtype=torch.float32)
-                out, attention = cache.output, {k: v.cpu() for k, v in cache.items()}
-            else:
-                out, attention = model(inputs), {}
-        finally:
-            model.train(was)
+        # a text cut to the model's length warns (ExplorerWarning): the lab's status says it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExplorerWarning)
+            try:
+                if texts is not None and self.tokens is None and hasattr(model, "tokens"):
+                    self.tokens = list(getattr(model, "tokens")(texts[0]))  # noqa: B009
+                if fnmatch.filter(hook_names(model), ATTENTION_HOOKS):
+                    cache = capture(model, inputs, [ATTENTION_HOOKS], dtype=torch.float32)
+                    out, attention = cache.output, {k: v.cpu() for k, v in cache.items()}
+                else:
+                    out, attention = model(inputs), {}
+            finally:
+                model.train(was)
+        cut = dict.fromkeys(
+            str(w.message) for w in caught if issubclass(w.category, ExplorerWarning)
+        )
+        self.notes = (*cut, *(() if texts is None else self._unknown_tokens(texts[0])))
         preds = out.detach().float().cpu() if isinstance(out, torch.Tensor) else None
         return Snapshot(0, {}, params, attention=attention, predictions=preds)
 

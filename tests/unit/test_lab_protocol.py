@@ -80,7 +80,7 @@ def test_export_bar_writes_and_says_wrote(tmp_path):
         assert (tmp_path / "training_metrics_step3.csv").stat().st_size > 0
         with pytest.raises(ValueError, match=r"unknown export format '\.xlsx'"):
             lab.export(tmp_path / "x.xlsx")
-        with pytest.raises(ValueError, match="size must be None, 'column' or 'two-column'"):
+        with pytest.raises(ValueError, match=r"size must be one of \['screen', 'column', 'two-column'\]"):
             lab.export(tmp_path / "x.png", size="poster")
     finally:
         lab.close()

@@ -495,11 +495,7 @@ class Lab(W.VBox):
         def run() -> None:
             view = self._export_view.value or self._current_view()
             fmt = self._export_format.value
-            size = (
-                None
-                if fmt in TABLE_FORMATS or self._export_size.value == "screen"
-                else self._export_size.value
-            )
+            size = self._export_size.value
             with self.busy(f"writing {fmt.upper()}…"):
                 out = self.export(self._export_path(view, fmt), view, size=size)
             self._set_status(f"wrote {out}")

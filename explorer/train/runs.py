@@ -28,6 +28,7 @@ Writing::
     for _ in trainer.run(500):
         recorder.maybe_record()
     writer.save(trainer)                              # checkpoint + history + status
+    writer.truncate(150)                              # resuming from step 150: drop later steps
 
 Reading::
 
@@ -309,6 +310,21 @@ class RunWriter:
             return _atomic(
                 self.path / "history.parquet", lambda tmp: frame.to_parquet(tmp, index=False)
             )
+
+    def truncate(self, step: int) -> None:
+        """Forget everything after ``step`` (snapshots, checkpoints, history rows): a run
+        resumed from its checkpoint at ``step`` then never shows the lost steps twice."""
+        step = int(step)
+        with self._lock:
+            for folder in ("snapshots", "checkpoints"):
+                for s, path in _step_files(self.path / folder).items():
+                    if s > step:
+                        path.unlink(missing_ok=True)
+            hist = self.path / "history.parquet"
+            if hist.is_file():
+                frame = pd.read_parquet(hist)
+                kept = frame[frame["step"] <= step]
+                _atomic(hist, lambda tmp: kept.to_parquet(tmp, index=False))
 
     def set_status(self, state: str, step: int, message: str = "") -> Path:
         """Record how the run stands: running, done, diverged or failed."""

@@ -78,6 +78,12 @@ def test_export_bar_writes_and_says_wrote(tmp_path):
         button.click()
         assert lab.status.startswith("wrote ") and lab.status.endswith("training_metrics_step3.csv")
         assert (tmp_path / "training_metrics_step3.csv").stat().st_size > 0
+        view.value, fmt.value, size.value = "predictions", "html", "column"
+        assert size.layout.display != "none"
+        button.click()
+        assert lab.status.endswith("training_predictions_step3.html"), lab.status
+        page = (tmp_path / "training_predictions_step3.html").read_text()
+        assert "<html" in page and lab.last_error is None
         with pytest.raises(ValueError, match=r"unknown export format '\.xlsx'"):
             lab.export(tmp_path / "x.xlsx")
         with pytest.raises(ValueError, match=r"size must be one of \['screen', 'column', 'two-column'\]"):

@@ -78,6 +78,16 @@ def test_a_written_run_reads_back_exactly(tmp_path):
     assert find_runs(tmp_path) == [tmp_path / "run"]
 
 
+def test_truncate_forgets_everything_after_a_step(tmp_path):
+    _trained(tmp_path)
+    writer = RunWriter(tmp_path / "run", exist_ok=True)
+    writer.write_checkpoint(20, Run(tmp_path / "run").model_at(20))
+    writer.truncate(20)
+    run = Run(tmp_path / "run")
+    assert run.steps == [0, 10, 20] and run.checkpoint_steps == [20]
+    assert run.history_frame().step.max() == 20 and len(run.history()) == 20
+
+
 def test_writing_twice_to_a_run_is_refused_unless_appending(tmp_path):
     _trained(tmp_path)
     with pytest.raises(RunError, match="already holds a run"):

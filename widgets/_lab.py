@@ -170,7 +170,7 @@ class Lab(W.VBox):
         self._shown_step: int | None = None
         self._closed = False
         self._busy_depth = 0
-        self._status_text = ""
+        self._status_plain = ""
         self._syncing_steps = False
         self._throttle = Throttle(self._on_live, min_interval_s, name=f"xp-{self.kind}-lab")
         self._build_chrome()
@@ -191,7 +191,7 @@ class Lab(W.VBox):
     def status(self) -> str:
         """The status line as plain text (with the source's notes, if any)."""
         notes = self._notes()
-        return " · ".join([t for t in (self._status_text, *notes) if t])
+        return " · ".join([t for t in (self._status_plain, *notes) if t])
 
     @property
     def selection(self) -> dict[str, Any]:
@@ -221,7 +221,7 @@ class Lab(W.VBox):
             self._on_follow(src)
             latest = src.latest
             if latest is not None:
-                self._draw(latest)
+                self._render_snapshot(latest)
             else:
                 self._set_status("waiting for the first snapshot")
             self._sync_steps()
@@ -305,7 +305,7 @@ class Lab(W.VBox):
 
     # ================================================================== status, busy, errors
     def _set_status(self, text: str, *, error: bool = False) -> None:
-        self._status_text = text
+        self._status_plain = text
         color = "#b00020" if error else "#333"
         notes = "".join(
             f"<br><span style='color:#8a5a00'>⚠ {html.escape(n)}</span>" for n in self._notes()
@@ -364,7 +364,7 @@ class Lab(W.VBox):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _draw(self, snap: Any) -> None:
+    def _render_snapshot(self, snap: Any) -> None:
         """Show ``snap`` in every view (errors go to the status line)."""
         if self._guard(lambda: self._show_snapshot(snap), clear=False):
             self._shown_step = int(snap.step)
@@ -382,7 +382,7 @@ class Lab(W.VBox):
                 self._guard(lambda: self._on_follow(src))
             if self._latest_followed:
                 latest = src.latest
-                self._draw(latest if latest is not None else snap)
+                self._render_snapshot(latest if latest is not None else snap)
             self._sync_steps()
 
     def _sync_steps(self) -> None:
@@ -426,7 +426,7 @@ class Lab(W.VBox):
             snap = self._source.at(int(step))
             self._latest_followed = bool(steps) and snap.step == steps[-1]
             with self.busy(f"loading step {snap.step}…"):
-                self._draw(snap)
+                self._render_snapshot(snap)
             self._sync_steps()
 
     # ================================================================== export bar

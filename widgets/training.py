@@ -32,13 +32,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from torch import nn
 
-from explorer.analysis.spectra import residual_history
 from explorer.data import TASKS, check_model_fits, make_task, user_task
 from explorer.models.registry import FAMILIES, model_for_task, task_families
 from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged
 from explorer.train.runs import Run, RunWriter
 from explorer.train.sources import RecorderSource
 from widgets._lab import Lab
+from widgets._residual import ResidualRows
 from widgets._training_controls import (
     FIELD_WIDTH,
     GROUP_DEFAULTS,
@@ -142,7 +142,7 @@ class TrainingLab(Lab):
         self._steps_per_s = 0.0
         self._run_writer: RunWriter | None = None
         self._written: set[int] = set()
-        self._residual_rows: dict[tuple[int, int], np.ndarray] = {}
+        self._residual: ResidualRows | None = None
         self._drawn: dict[Any, Any] = {}
         self._build_controls(task, dict(task_kwargs or {}), family, knobs, base)
         self._task = self._make_task()
@@ -317,7 +317,7 @@ class TrainingLab(Lab):
         return self
 
     def _on_follow(self, source: Any) -> None:
-        self._residual_rows = {}
+        self._residual = None
         self._build_views()
 
     def close(self) -> None:
@@ -539,7 +539,7 @@ class TrainingLab(Lab):
         if probe is not None and snap.predictions is not None:
             title = f"step {snap.step}"
             if probe.kind == "surface":
-                z, lo, hi = figs.surface_map(snap.predictions, probe.shape)
+                z, _, _ = figs.surface_map(snap.predictions, probe.shape)
                 n_classes = int(np.asarray(snap.predictions).shape[-1])
                 self._grid.show(z, [title], **figs.surface_style(n_classes, probe.extent))
             elif probe.kind == "field":
@@ -671,7 +671,7 @@ class TrainingLab(Lab):
         self._recorder.record()
         self._run_id = self._recorder.run_id
         self._run_writer, self._written = None, set()
-        self._residual_rows = {}
+        self._residual = None
         self._shown_step = None
         self._latest_followed = True
         self.last_error = None
@@ -869,6 +869,7 @@ class TrainingLab(Lab):
             self._grid.set_points(figs.surface_points(x, y, probe.shape, probe.extent))
             main = [self._grid]
         elif kind == "field":
+            self._residual = ResidualRows(probe.target, probe.shape)
             self._spectrum_grid = HeatmapGrid(
                 tile_px=260, tile_height=200, aspect="auto", colorscale="magma"
             )
@@ -899,23 +900,13 @@ class TrainingLab(Lab):
         self._refresh_export_views()
 
     def _residual_until(self, step: int) -> tuple[list[int], Any]:
-        """Residual power per frequency for every snapshot up to ``step`` (rows cached)."""
-        src = self._source
-        probe = src.probe
-        steps = [s for s in src.steps if s <= step]
-        run = getattr(src, "run_id", 0)
-        missing = [s for s in steps if (run, s) not in self._residual_rows]
-        if missing:
-            snaps = [src.at(s) for s in missing]
-            preds = np.stack([np.asarray(s.predictions, dtype=np.float64) for s in snaps])
-            spec = residual_history(preds, np.asarray(probe.target), probe.shape)
-            self._residual_freqs = spec.freqs
-            for s, row in zip(missing, spec.power):
-                self._residual_rows[(run, s)] = row
-        power = np.stack([self._residual_rows[(run, s)] for s in steps])
-        from explorer.analysis.spectra import Spectrum
-
-        return steps, Spectrum(self._residual_freqs, power, "residual")
+        """Residual power per frequency for every snapshot up to ``step``."""
+        if self._residual is None:
+            raise ValueError("the residual spectrum exists for signal and image tasks only")
+        steps, spec = self._residual.from_source(self._source, step)
+        if spec is None:
+            raise ValueError("no snapshot with predictions yet")
+        return steps, spec
 
     def _draw_residual(self, step: int) -> None:
         if self._spectrum_grid is None:
@@ -977,7 +968,7 @@ class TrainingLab(Lab):
                 and self._latest_followed
                 and (force or latest.step != self._shown_step)
             ):
-                self._draw(latest)
+                self._render_snapshot(latest)
             else:
                 self._update_metrics()
             self._sync_steps()

@@ -34,7 +34,8 @@ from explorer.errors import ExplorerWarning
 from explorer.models.hooks import capture, hook_names
 from explorer.models.observe import model_at
 from explorer.train.config import TaskLike
-from explorer.train.probes import Probe
+from explorer.train.objectives import resolve_loss
+from explorer.train.probes import Probe, default_probe
 from explorer.train.recorders import ATTENTION_HOOKS, Recorder, Snapshot
 from explorer.train.runs import Run, RunError, RunTask
 
@@ -127,7 +128,10 @@ class ModelSource:
     """One model looked at on fixed inputs: a source with a single snapshot at step 0.
 
     ``inputs``: a tensor/array batch, a text or a list of texts (for a pretrained
-    transformer, see :func:`explorer.models.load_pretrained`); ``labels`` (n,) optional;
+    transformer, see :func:`explorer.models.load_pretrained`), or a task — then the model is
+    run on the task's probe (:func:`explorer.train.default_probe`: a field's full grid, a
+    2-D plane, test sequences or test points) and the task's test split is the ``task``;
+    ``labels`` (n,) optional;
     ``tokens``: display strings for the first input's positions (taken from the model's
     tokenizer for text). The snapshot holds the parameters, the attention patterns (when the
     model has ``blocks.*.attn.hook_pattern`` hook points; for texts, of the first text) and
@@ -150,11 +154,17 @@ class ModelSource:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.name = name or str(getattr(model, "name", "") or type(model).__name__)
+        self.probe: Probe | None = None
+        self._task: TaskLike | None = None
+        if inputs is not None and hasattr(
+            inputs, "x_train"
+        ):  # a task: look at it through its probe
+            self._task, self.probe = inputs, default_probe(inputs)
+            inputs = self.probe.inputs
         self.inputs = inputs
         self.labels = labels
         self.tokens = None if tokens is None else [str(t) for t in tokens]
         self.notes: tuple[str, ...] = ()
-        self.probe: Probe | None = None
         self._snap = self._observe()
 
     @property
@@ -208,6 +218,8 @@ class ModelSource:
         )
         self.notes = (*cut, *(() if texts is None else self._unknown_tokens(texts[0])))
         preds = out.detach().float().cpu() if isinstance(out, torch.Tensor) else None
+        if preds is not None and self._task is not None and resolve_loss(self._task, None) == "ce":
+            preds = preds.softmax(-1)  # class probabilities, as a Recorder keeps them
         return Snapshot(0, {}, params, attention=attention, predictions=preds)
 
     @property
@@ -219,8 +231,10 @@ class ModelSource:
         return self._snap
 
     @property
-    def task(self) -> RunTask | None:
-        """The inputs as a task's test split (texts have no tensor split: ``None``)."""
+    def task(self) -> TaskLike | None:
+        """The task given, or the inputs as a task's test split (texts: ``None``)."""
+        if self._task is not None:
+            return self._task
         if self.inputs is None or self.texts is not None:
             return None
         x = torch.as_tensor(self.inputs)

@@ -34,7 +34,16 @@ def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None
-    canvas.click(position={"x": box["width"] * 0.9, "y": box["height"] * 0.9})  # bottom-right cell
+    # the canvas holds tick labels around the map: hover inward from the bottom-right corner
+    # until the value tip shows (a cell is under the pointer), then click there
+    tip = live.locator(".xp-grid-tip").first
+    for f in (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6):
+        position = {"x": box["width"] * f, "y": box["height"] * f}
+        canvas.hover(position=position)
+        if tip.is_visible():
+            break
+    assert tip.is_visible(), "no heatmap cell under the pointer"
+    canvas.click(position=position)  # the bottom-right cell
     page.wait_for_function(
         "() => [...document.querySelectorAll('.xp-alignment-lab .gtitle')].some(t => t.textContent.includes('Procrustes-aligned'))",
         timeout=15_000,

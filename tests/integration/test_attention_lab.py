@@ -50,8 +50,9 @@ def test_lab_from_model_select_query_and_views(model_and_tokens, tmp_path):
     model, ids = model_and_tokens
     toks = [str(int(i)) for i in ids[0]]
     toks[2] = EVIL
-    lab = AttentionLab.from_model(model, ids, toks)
-    assert "xp-attention-lab" in lab._dom_classes
+    lab = AttentionLab(source=(model, ids), tokens=toks)
+    assert "xp-attention-lab" in lab._dom_classes and lab.views == (
+        "grid", "head", "head_view", "rollout", "statistics")  # fmt: skip
     assert lab.grid.shape == [12, 16, 16] and lab.grid.columns == 4
     lab.grid.selected = 6  # a click on layer 1 head 2
     assert (lab.layer, lab.head) == (1, 2)
@@ -64,6 +65,11 @@ def test_lab_from_model_select_query_and_views(model_and_tokens, tmp_path):
     for tab in range(4):
         lab.tabs.selected_index = tab
     assert lab.table.rows and len(lab.table.rows) == 12
+    # the statistics scatter opens on two different metrics (never entropy against entropy)
+    assert lab.selection["x_metric"] == "distance" and lab.selection["y_metric"] == "entropy"
+    lab.tabs.selected_index = 0
+    lab.tabs.selected_index = 3
+    assert lab.x_metric.value != lab.y_metric.value
     lab.table.selected = 11
     assert (lab.layer, lab.head) == (2, 3) and lab.grid.selected == 11
     for view in ("grid", "head", "head_view", "rollout", "statistics"):
@@ -72,21 +78,27 @@ def test_lab_from_model_select_query_and_views(model_and_tokens, tmp_path):
     out = lab.export(tmp_path / "head.html", "head")
     text = out.read_text()
     assert EVIL not in text and "&lt;script&gt;alert(1)" in text
-    assert lab.export(tmp_path / "stats.csv", "table").read_text().startswith("layer,head")
+    assert lab.export(tmp_path / "stats.csv", "statistics").read_text().startswith("layer,head")
+    head = lab.frame("head")
+    assert len(head) == 16 * 16 and set(head.query_token) >= {EVIL}
+    np.testing.assert_allclose(head.groupby("query")["weight"].sum(), 1.0, atol=1e-5)
+    hv = lab.frame("head_view")
+    assert (hv["query"] == 7).all() and len(hv) == 4 * 16
     with pytest.raises(ValueError, match="unknown view"):
         lab.to_figure("bogus")
+    assert lab.last_error is None and lab.status.startswith("16 tokens")
 
 
 def test_long_sequences_are_pooled_and_windowed_and_say_so():
     t = 600
     lab = AttentionLab(random_attention((2, 3, t, t)), [EVIL] * t, thumb_size=40, window=100)
     assert lab.grid.shape == [6, 40, 40]
-    assert "block means" in lab.status.value and EVIL not in lab.status.value
+    assert "block means" in lab.status
     lab.set_query(450)
     assert lab.detail.shape == [1, 100, 100] and "window" in lab.detail.titles[0]
     assert lab.head_view.offset <= 450 < lab.head_view.offset + lab.head_view.shape[1]
     lab.grid.clicked_cell = [0, 0]  # click top-left of a thumbnail: window moves to the start
-    assert lab.query < 15 and lab._detail_window()[0] == 0
+    assert lab.query < 15 and lab.frame("head")["query"].min() == 0
     assert lab.bytes_sent < 2_000_000  # 600² × 6 heads as float32 alone would be 8.6 MB
 
 
@@ -102,50 +114,47 @@ def test_vit_overlay_and_bad_construction():
         AttentionLab(np.ones((1, 1, 4, 4)))
 
 
-class FakeRecorder:
-    def __init__(self, snaps):
-        self._snaps = {s.step: s for s in snaps}
+def test_step_slider_replays_a_run_directory(tmp_path):
+    from explorer.train import RunWriter, Snapshot
 
-    @property
-    def steps(self):
-        return sorted(self._snaps)
-
-    def at(self, step):
-        return self._snaps[step]
-
-
-def test_step_slider_replays_snapshots():
-    from explorer.train.recorders import Snapshot
-
-    snaps = [
-        Snapshot(
-            step=s,
-            metrics={},
-            attention={
-                f"blocks.{i}.attn.hook_pattern": torch.from_numpy(
-                    random_attention((1, 2, 5, 5), s + i)
-                )
-                for i in range(2)
-            },
-        )
-        for s in (0, 10, 20)
-    ]
-    lab = AttentionLab(attach=FakeRecorder(snaps))
-    assert lab.step == 20 and list(lab.step_slider.options) == [0, 10, 20]
-    lab.step_slider.value = 10
+    writer = RunWriter(tmp_path / "run")
+    for s in (0, 10, 20):
+        att = {f"blocks.{i}.attn.hook_pattern": torch.from_numpy(random_attention((1, 2, 5, 5), s + i))
+               for i in range(2)}  # fmt: skip
+        writer.write_snapshot(Snapshot(step=s, metrics={}, attention=att))
+    lab = AttentionLab(source=tmp_path / "run")
+    assert lab.step == 20 and lab.shown_step == 20
+    lab.show_step(10)
     assert lab.step == 10 and "step 10" in lab.grid.caption
     np.testing.assert_allclose(lab.patterns.numpy()[1, 0], random_attention((1, 2, 5, 5), 11)[0, 0])
     assert set(lab.statistics["step"]) == {10}
 
 
-def test_follows_a_training_lab():
+def test_follows_a_training_lab_live_and_after_a_task_change():
     from widgets.training import TrainingLab
 
     training = TrainingLab(
         "induction", model={"n_layers": 2, "n_heads": 2, "d_model": 16}, record_every=5
     )
-    lab = AttentionLab(attach=training)
+    lab = AttentionLab(source=training, min_interval_s=0.0)
     training.step(5)
-    assert lab.step == 5 and 5 in lab.step_slider.options
+    lab.wait()
+    assert lab.step == 5
     vocab = training.task.meta["vocab"]
     assert all(tok in vocab for tok in lab.patterns.tokens)
+    training.configure(task="copy")  # a new run, a new vocabulary: followed, not frozen
+    training.step(5)
+    lab.wait()
+    assert lab.patterns.shape[2] == training.task.meta["seq_len"]
+    assert list(lab.patterns.tokens) == training.tokens
+    lab.close()
+    training.close()
+
+
+def test_a_long_text_and_unknown_tokens_are_said_in_the_status_line():
+    from explorer.models import load_minilm
+
+    lm = load_minilm()
+    lab = AttentionLab(source=(lm, "the cat sat on the mat " * 100))
+    assert lab.patterns.shape[2] == 512
+    assert "cut to the model's 512 tokens" in lab.status and lab.last_error is None

@@ -86,7 +86,9 @@ def test_export_bar_writes_and_says_wrote(tmp_path):
         assert "<html" in page and lab.last_error is None
         with pytest.raises(ValueError, match=r"unknown export format '\.xlsx'"):
             lab.export(tmp_path / "x.xlsx")
-        with pytest.raises(ValueError, match=r"size must be one of \['screen', 'column', 'two-column'\]"):
+        with pytest.raises(
+            ValueError, match=r"size must be one of \['screen', 'column', 'two-column'\]"
+        ):
             lab.export(tmp_path / "x.png", size="poster")
     finally:
         lab.close()

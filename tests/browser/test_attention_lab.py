@@ -67,14 +67,15 @@ def test_attention_lab_on_minilm(lab: LabSession) -> None:
     lab.page.wait_for_timeout(300)
     assert lab.kernel("print(lab.query)").strip() == "3"
 
-    # export from the button
-    lab.kernel(
-        "import tempfile, pathlib; _d = pathlib.Path(tempfile.mkdtemp()); "
-        "lab.export_path.value = str(_d / 'view'); lab.export_format.value = 'html'"
-    )
-    root.get_by_role("button", name="Export").click()
-    root.locator(".widget-html", has_text="wrote").wait_for(timeout=30_000)
-    assert lab.kernel("print((_d / 'view.html').stat().st_size > 10_000)").strip() == "True"
+    # export from the bar: choose the format in the page, press Export, read "wrote <path>"
+    bar = root.locator(".xp-lab-export select")
+    bar.nth(1).select_option("html")
+    root.locator(".xp-lab-export-button").click()
+    status = root.locator(".xp-lab-status", has_text="wrote")
+    status.wait_for(timeout=30_000)
+    path = status.inner_text().split("wrote ", 1)[1].strip()
+    assert path.endswith(".html")
+    assert lab.kernel(f"import os; print(os.path.getsize({path!r}) > 10_000)").strip() == "True"
 
     # the user-tensor lab: markup in tokens and titles is shown as text, never run
     small = page.locator(".xp-attention-lab").nth(1)
@@ -82,13 +83,14 @@ def test_attention_lab_on_minilm(lab: LabSession) -> None:
     assert "<b>not bold</b>" in small.locator(".widget-html").first.inner_text()
     options = [o.replace("\xa0", " ") for o in small.locator("select option").all_inner_texts()]
     assert "2: <script>alert(1)</script>" in options
-    lab.kernel(
-        "small_lab.export_path.value = str(_d / 'evil'); small_lab.export_view.value = 'head_view'; "
-        "small_lab.export_format.value = 'html'"
-    )
-    small.get_by_role("button", name="Export").click()
-    small.locator(".widget-html", has_text="wrote").wait_for(timeout=30_000)
-    exported = lab.kernel("print((_d / 'evil.html').read_text().count('<script>alert(1)'))")
+    small_bar = small.locator(".xp-lab-export select")
+    small_bar.nth(0).select_option("head_view")
+    small_bar.nth(1).select_option("html")
+    small.locator(".xp-lab-export-button").click()
+    wrote = small.locator(".xp-lab-status", has_text="wrote")
+    wrote.wait_for(timeout=30_000)
+    evil = wrote.inner_text().split("wrote ", 1)[1].strip()
+    exported = lab.kernel(f"print(open({evil!r}).read().count('<script>alert(1)'))")
     assert exported.strip() == "0"
     lab.screenshot("attention_lab")
     assert not dialogs, dialogs

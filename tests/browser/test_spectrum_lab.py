@@ -1,4 +1,4 @@
-"""SpectrumLab in real JupyterLab: the frequency × step heatmap grows live while the attached
+"""SpectrumLab in real JupyterLab: the frequency × step heatmap grows live while the followed
 TrainingLab trains; the scale toggle and export reach the kernel."""
 
 from __future__ import annotations
@@ -49,14 +49,9 @@ def test_spectrum_panel_updates_live_during_training(lab: LabSession) -> None:
         page.wait_for_timeout(250)
     assert lab.kernel("print(spectrum_lab.current.layout.yaxis.type)").strip() == "linear"
 
-    box = panel.locator(".widget-text input").first
-    box.fill("spectrum_lab_export.html")
-    box.press("Enter")
-    panel.get_by_role("button", name="Export").click()
-    for _ in range(40):
-        status = lab.kernel("print(spectrum_lab.status.value)")
-        if "exported" in status or "failed" in status:
-            break
-        page.wait_for_timeout(250)
-    assert "exported" in status and "spectrum_lab_export.html" in status
+    panel.locator(".xp-lab-export select").nth(1).select_option("html")
+    panel.locator(".xp-lab-export-button").click()
+    wrote = panel.locator(".xp-lab-status", has_text="wrote")  # every lab says "wrote"
+    wrote.wait_for(timeout=30_000)
+    assert wrote.inner_text().strip().endswith(".html")
     assert not lab.page_errors, lab.page_errors

@@ -47,7 +47,7 @@ def test_lab_on_arrays_pick_select_export(tmp_path) -> None:
     df = lab.metrics()
     got = df.query("layer == 'a' and metric == 'twonn'").value.item()
     assert got == pytest.approx(twonn(layers["a"]))
-    assert lab.export_coordinates(tmp_path / "c.csv").stat().st_size > 0
+    assert lab.export(tmp_path / "c.csv").stat().st_size > 0
     assert lab.export(tmp_path / "s.html").read_text().count("scatter3d") >= 1
 
 
@@ -70,23 +70,53 @@ def test_model_points_tokens_and_samples() -> None:
     assert all(v.shape[0] == 9 for v in pts.values()) and list(meta.columns) == ["sample"]
 
 
-def test_lab_follows_a_training_run() -> None:
-    tl = TrainingLab("spirals", record_every=10, model={"depth": 3, "width": 16})
+def test_lab_follows_a_training_run_and_its_task_changes(tmp_path) -> None:
+    tl = TrainingLab("spirals", record_every=10, model={"depth": 3, "width": 16}, out_dir=tmp_path)
     tl.step(20)
-    lab = GeometryLab.attach(tl, n_inputs=200, min_interval_s=0.0)
-    assert "step" in lab._color.options and lab.last_error is None
+    lab = GeometryLab(source=tl, n_inputs=200, min_interval_s=0.0)
+    assert lab.last_error is None and lab.shown_step == 20
     tl.step(20)
-    tl.show_step(tl.recorder.steps[-1])
+    lab.wait()
     hist = lab.metrics()
     assert {"layer", "step", "metric", "value"} <= set(hist.columns)
-    assert hist.step.nunique() >= 2
+    assert hist.step.nunique() >= 2 and "training" in lab.views
     lab.select(color="step")
+    frame = lab.frame("scatter")
     shown = sum(len(tr.x) for tr in lab.scatter.data)
-    assert shown == len(lab._meta) * len(lab._by_step) and lab.last_error is None
+    assert shown == len(frame) and frame.step.nunique() >= 2 and lab.last_error is None
     lab.pick(3)
     assert "input [" in lab.info.value
+    # a new task in the training lab: the points are its inputs, not the old task's
+    tl.configure(task="moons", n=300)
+    tl.step(10)
+    lab.wait()
+    coords = lab.frame("scatter")
+    assert lab.selection["step"] == 10 and set(coords.step) == {0, 10}  # the new run's steps
+    assert (coords.step == 10).sum() == min(200, len(tl.task.x_test))
     lab.close()
     tl.close()
+
+
+def test_neighbour_text_names_the_layer_on_view() -> None:
+    layers = clouds()
+    lab = GeometryLab(layers)
+    lab.pick(7)
+    assert "in the a space" in lab.info.value
+    lab.select("b")
+    assert "in the b space" in lab.info.value and "in the a space" not in lab.info.value
+    np.testing.assert_array_equal(lab.neighbors, knn(layers["b"], 10).indices[7])
+
+
+def test_follows_a_saved_run_directory(tmp_path) -> None:
+    tl = TrainingLab("moons", task_kwargs={"n": 200}, record_every=10, out_dir=tmp_path)
+    tl.step(30)
+    path = tl.save()
+    tl.close()
+    lab = GeometryLab(source=path, n_inputs=100)
+    assert lab.shown_step == 30 and lab.layers == ["input", "L0", "L1", "L2"]
+    lab.show_step(10)
+    assert lab.selection["step"] == 10 and lab.metrics().step.max() == 30
+    assert lab.export(tmp_path / "layers.csv", "layers").stat().st_size > 0
 
 
 def test_figures_reject_bad_coordinates() -> None:

@@ -117,6 +117,15 @@ class RecorderSource:
     def history(self) -> list[dict[str, float]]:
         return list(self.recorder.trainer.history)
 
+    @property
+    def train_config(self) -> Any:
+        """The trainer's :class:`TrainConfig` (to train more models like this one)."""
+        return self.recorder.trainer.config
+
+    def full_task(self) -> TaskLike:
+        """The task being trained on (all splits)."""
+        return self.recorder.trainer.task
+
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
         return self.recorder.subscribe(callback)
 
@@ -244,6 +253,13 @@ class ModelSource:
 
     def at(self, step: int) -> Snapshot:
         return self._snap
+
+    train_config = None
+
+    def full_task(self) -> TaskLike:
+        if self._task is None:
+            raise ValueError("this source was given inputs, not a task: nothing to train on")
+        return self._task
 
     def model_at(self, step: int) -> nn.Module:
         return self.model

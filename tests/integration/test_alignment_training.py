@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.analysis.alignment import cka_matrix
 from explorer.analysis.alignment.models import model_representations
 from explorer.models import CNN, MLP, CNNConfig, MLPConfig, Transformer, TransformerConfig
 from explorer.models.observe import default_layers, model_at
@@ -53,24 +52,36 @@ def test_model_at_restores_snapshot_params():
         model_at(mlp, {})
 
 
-def test_lab_follows_training_checkpoints_and_seeds():
-    tl = TrainingLab("spirals", record_every=10, model={"depth": 3, "width": 16})
+def test_lab_follows_training_checkpoints_and_seeds(tmp_path):
+    tl = TrainingLab("spirals", record_every=10, model={"depth": 3, "width": 16}, out_dir=tmp_path)
     tl.step(30)
-    lab = AlignmentLab.attach(tl, n_inputs=128)
-    assert lab.models == ["live", "checkpoint"] and lab.selection[:2] == ("live", "checkpoint")
+    lab = AlignmentLab(source=tl, n_inputs=128, min_interval_s=0.0)
+    sel = lab.selection
+    assert lab.models == ["live", "checkpoint"] and (sel["rows"], sel["cols"]) == (
+        "live",
+        "checkpoint",
+    )
+    assert sel["step"] == 30 and sel["compare_step"] == 0
     before = lab.matrix().copy()
-    tl.step(20)  # paused stepping: the live model is refreshed on every shown snapshot
-    assert lab._status.value.count("step 50") == 1
+    tl.step(20)  # the live model follows every recorded snapshot
+    lab.wait()
+    assert "live = step 50" in lab.status and lab.selection["step"] == 50
     assert not np.allclose(lab.matrix(), before)
-    lab._step.value = 50  # checkpoint = the live step: identical representations
+    lab.compare_with(50)  # the "compare with step" slider: the live step → identical
     np.testing.assert_allclose(np.diag(lab.matrix()), 1.0, atol=1e-9)
+    assert lab.status == "checkpoint = step 50"
     lab.train_seeds(wait=True)
-    assert lab.models == ["live", "checkpoint", "seed 1", "seed 2"], lab._status.value
+    assert lab.models == ["live", "checkpoint", "seed 1", "seed 2"], lab.status
     lab.select(rows="seed 1", cols="seed 2")
     m = lab.matrix()
     assert m.shape == (4, 4) and np.all(np.isfinite(m))
-    seeds_cka = cka_matrix(lab._models["seed 1"], lab._models["seed 2"])
-    np.testing.assert_allclose(m, seeds_cka)
     assert lab.last_error is None
-    lab.close()
+    # the same comparisons from the saved run, without a training lab
+    path = tl.save()
     tl.close()
+    replay = AlignmentLab(source=path, n_inputs=128)
+    assert replay.selection["step"] == 50 and replay.models == ["live", "checkpoint"]
+    np.testing.assert_allclose(replay.matrix("live", "live"), lab.matrix("live", "live"), atol=1e-6)
+    replay.show_step(20)
+    assert replay.selection["step"] == 20
+    lab.close()

@@ -69,7 +69,8 @@ def test_pair_and_curve_figures():
 
 def test_lab_shows_the_selected_pair(models, tmp_path):
     lab = AlignmentLab(models, labels=np.arange(120) % 2, out_dir=tmp_path)
-    assert lab.selection == ("seed 0", "seed 1", "cka")
+    sel = lab.selection
+    assert (sel["rows"], sel["cols"], sel["metric"]) == ("seed 0", "seed 1", "cka")
     expected = similarity_matrix(models["seed 0"], models["seed 1"], metric="cka")
     np.testing.assert_allclose(lab.matrix(), expected)
     assert lab.grid.shape == [1, 3, 2]
@@ -80,18 +81,14 @@ def test_lab_shows_the_selected_pair(models, tmp_path):
     assert lab.selected_pair[2] == pytest.approx(1.0, abs=1e-9)  # a rotated copy
     lab.select(rows="seed 1", cols="seed 1", metric="procrustes")
     assert lab.matrix().shape == (2, 2) and lab.matrix()[0, 0] == pytest.approx(0.0, abs=1e-9)
-    frame = lab.frame(step=3)
-    assert list(frame.columns) == [
-        "model_a",
-        "layer_a",
-        "model_b",
-        "layer_b",
-        "step",
-        "metric",
-        "value",
-    ]
+    frame = lab.frame()
+    assert list(frame.columns) == ["model_a", "layer_a", "model_b", "layer_b", "metric", "value"]
     assert lab.export(tmp_path / "h.html").stat().st_size > 1000
-    assert pd.read_csv(lab.export_matrix(tmp_path / "m.csv")).shape == (4, 6)
+    assert pd.read_csv(lab.export(tmp_path / "m.csv")).shape == (4, 6)
+    assert lab.grid.show_values and lab.grid.mark_cell  # values in cells, the clicked one marked
+    lab.click(1, 0)
+    pair = lab.frame("pair")
+    assert set(pair.layer) == {"seed 1:L1", "seed 1:L0"} and len(pair) == 240
     assert lab.last_error is None
 
 
@@ -120,7 +117,7 @@ def test_lab_add_model_and_bad_inputs(models):
         lab.select(rows="nope")
     with pytest.raises(ValueError, match="metric"):
         AlignmentLab(models, metric="cosine")
-    with pytest.raises(ValueError, match="training"):
+    with pytest.raises(ValueError, match="source="):
         AlignmentLab()
     with pytest.raises(TypeError, match="mapping"):
         AlignmentLab({"m": np.zeros((3, 3))})

@@ -1,7 +1,9 @@
-"""explorer's Jupyter UI: live labs (panels) over the compute in ``explorer``, pure figure
-builders, and export. Holds no numerics.
+"""explorer's Jupyter UI: live labs over the compute in ``explorer``, pure figure builders,
+and export. Holds no numerics.
 
-Labs load on first use: ``from widgets import TrainingLab``.
+Every lab follows one protocol (:mod:`widgets._lab`): ``XLab(..., source=...)``, ``follow``,
+``close``, ``views``, ``to_figure``, ``frame``, ``export``, ``status``, ``last_error``,
+``selection``. Labs load on first use: ``from widgets import TrainingLab``.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
         "() => document.querySelector('.xp-alignment-lab .xp-grid-caption').textContent.includes('lower = more similar')",
         timeout=15_000,
     )
-    assert lab.kernel("print(live.selection)").strip() == "('live', 'seed 1', 'procrustes')"
+    sel = "s = live.selection; print((s['rows'], s['cols'], s['metric']))"
+    assert lab.kernel(sel).strip() == "('live', 'seed 1', 'procrustes')"
 
     # rows menu: seed vs seed
     live.locator(".xp-alignment-rows select").select_option(label=_label("seed 2"))
@@ -77,17 +78,18 @@ def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
         "() => document.querySelector('.xp-alignment-lab .xp-alignment-status').textContent.includes('checkpoint = step')",
         timeout=15_000,
     )
-    assert int(lab.kernel("print(live._step.value)")) > 0
+    assert int(lab.kernel("print(live.selection['compare_step'])")) > 0
 
-    # export the matrix from the page
-    live.get_by_role("button", name="Export CSV").click()
+    # export the matrix (the heatmap view's data) from the export bar
+    live.locator(".xp-lab-export select").nth(1).select_option("csv")
+    live.locator(".xp-lab-export-button").click()
     page.wait_for_function(
         "() => document.querySelector('.xp-alignment-lab .xp-alignment-status').textContent.includes('wrote')",
         timeout=20_000,
     )
     assert (
         lab.kernel(
-            "import pathlib; print(len(list(pathlib.Path('exports').glob('alignment_matrix_*.csv'))))"
+            "import pathlib; print(len(list(pathlib.Path('exports').glob('alignment_heatmap*.csv'))))"
         ).strip()
         != "0"
     )

@@ -76,12 +76,15 @@ def test_geometry_lab_on_minilm_hidden_states(lab: LabSession) -> None:
         "position",
     ]
 
-    # export the coordinates from the page
-    root.get_by_role("button", name="Export CSV").click()
+    # export the coordinates (the scatter view's data) from the export bar
+    root.locator(".xp-lab-export select").nth(1).select_option("csv")
+    root.locator(".xp-lab-export-button").click()
     _wait_status(page, 0, "wrote")
-    assert lab.kernel(
-        "import pandas as pd; print(len(pd.read_csv('exports/geometry_coordinates_L0_PCA.csv')))"
-    ).strip() == str(120 * 32)
+    path = root.locator(".xp-geometry-status").inner_text().split("wrote ", 1)[1].strip()
+    assert path.endswith("geometry_scatter.csv")
+    assert lab.kernel(f"import pandas as pd; print(len(pd.read_csv({path!r})))").strip() == str(
+        120 * 32
+    )
     lab.screenshot("geometry_lab_minilm")
     assert not lab.page_errors, lab.page_errors
 
@@ -125,7 +128,10 @@ def test_geometry_lab_follows_training(lab: LabSession) -> None:
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
-    live.get_by_role("button", name="Export metrics").click()
+    bar = live.locator(".xp-lab-export select")
+    bar.nth(0).select_option("training")
+    bar.nth(1).select_option("csv")
+    live.locator(".xp-lab-export-button").click()
     _wait_status(page, 1, "wrote")
     lab.screenshot("geometry_lab_training")
     assert not lab.page_errors, lab.page_errors

@@ -311,8 +311,12 @@ def cases() -> dict[str, Case]:
             title="reconstruction",
         ),
         "training.attention_figure": lambda: training.attention_figure(patterns(), TOKENS),
-        "training.residual_spectrum_figure": lambda: training.residual_spectrum_figure(
-            _stacked_residual()[0], _stacked_residual()[1].freqs, _stacked_residual()[1].power
+        "training.sample_predictions_figure": lambda: training.sample_predictions_figure(
+            np.random.default_rng(0).random((10, 8, 8)),
+            np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3, 1, 1]],
+            [0, 1, 2, 3, 0, 1, 2, 3, 0, 0],
+            classes=["circle", "square", "triangle", "cross"],
+            title="predicted class of test images, step 80",
         ),
         "spectra.spectrum_figure": lambda: spectra.spectrum_figure(
             spectrum_pair(), dashed=("target",)

@@ -306,14 +306,16 @@ def sample_predictions_figure(
     titles = [f"{name(p)}" if p == t else f"{name(p)} ✗ ({name(t)})" for p, t in zip(pred, truth)]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
                         horizontal_spacing=0.01, vertical_spacing=0.08)  # fmt: skip
-    lo, hi = float(imgs.min()), float(imgs.max())
     for i, img in enumerate(imgs):
         fig.add_trace(
-            go.Heatmap(z=img, colorscale="Greys_r", zmin=lo, zmax=hi, showscale=False, hoverinfo="skip"),
-            i // columns + 1, i % columns + 1,
+            go.Heatmap(z=img, coloraxis="coloraxis", hoverinfo="skip"), i // columns + 1, i % columns + 1
         )  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(title=title or "predicted class of test images", height=130 * rows + 60,
-                      width=100 * columns + 40)  # fmt: skip
+    fig.update_layout(
+        title=title or "predicted class of test images", height=130 * rows + 60,
+        width=100 * columns + 90,
+        coloraxis=dict(colorscale="Greys_r", cmin=float(imgs.min()), cmax=float(imgs.max()),
+                       colorbar=dict(title="pixel value")),
+    )  # fmt: skip
     return apply_theme(fig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,84 @@ class LabSession:
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=False)
         return path
+
+    def layout_problems(
+        self, root: Any, visible: Sequence[str] = (), hidden: Sequence[str] = ()
+    ) -> list[str]:
+        """The lab's layout invariants (see LAYOUT_PROBLEMS) plus error outputs in the notebook."""
+        problems = root.evaluate(
+            f"(el, args) => ({LAYOUT_PROBLEMS})([el, ...args])", [list(visible), list(hidden)]
+        )
+        return list(problems) + [f"error output: {e}" for e in self.page.evaluate(ERROR_OUTPUTS)]
+
+    def lab_screenshot(self, root: Any, name: str) -> Path:
+        """A screenshot of one lab (the element), under artifacts/browser/states/."""
+        folder = ARTIFACTS / "states"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        root.scroll_into_view_if_needed()
+        root.screenshot(path=str(path))
+        return path
+
+
+# Layout invariants of one lab, checked in the page (returns a list of problems, [] when fine):
+# - every element of the lab lies inside its notebook output area (nothing clipped at the right
+#   edge); content inside a scrolling box only needs that box inside the area
+# - every canvas heatmap grid shows a colour bar with a title, and axis titles are not empty
+# - every plotly heatmap trace drawn shows a colour bar
+# - selectors in `visible` are displayed (non-zero size), selectors in `hidden` are not
+LAYOUT_PROBLEMS = """([root, visible, hidden]) => {
+  const problems = [];
+  const area = root.closest('.jp-OutputArea-output') || root.parentElement;
+  const limit = area.getBoundingClientRect().right + 1;
+  const shown = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+  };
+  const scroller = (el) => {
+    for (let p = el.parentElement; p && p !== area; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return p;
+    }
+    return null;
+  };
+  for (const el of root.querySelectorAll('*')) {
+    if (!shown(el)) continue;
+    const box = scroller(el);
+    const right = (box || el).getBoundingClientRect().right;
+    if (right > limit) {
+      const name = (el.className && el.className.baseVal === undefined ? el.className : el.tagName);
+      problems.push(`clipped: ${el.tagName.toLowerCase()}.${String(name).split(' ').join('.')} ` +
+                    `ends at ${Math.round(right)} px, output area at ${Math.round(limit)} px`);
+      break;
+    }
+  }
+  for (const grid of root.querySelectorAll('.xp-grid-root')) {
+    if (!shown(grid) || !grid.querySelector('.xp-grid-cell canvas')) continue;
+    const bar = grid.querySelector('.xp-colorbar');
+    if (!bar || !shown(bar) || !(bar.dataset.title || '').trim()) {
+      problems.push(`canvas heatmap without a titled colour bar: ${grid.querySelector('.xp-grid-caption')?.textContent}`);
+    }
+  }
+  for (const gd of root.querySelectorAll('.js-plotly-plot')) {
+    if (!shown(gd) || !gd.data) continue;
+    const heat = gd.data.filter((t) => t.type === 'heatmap' && t.visible !== false);
+    if (heat.length && !gd.querySelector('.colorbar')) {
+      problems.push(`plotly heatmap without a colour bar: ${gd.querySelector('.gtitle')?.textContent}`);
+    }
+  }
+  for (const sel of visible) {
+    const els = [...root.querySelectorAll(sel)];
+    if (!els.length || !els.some(shown)) problems.push(`should be visible: ${sel}`);
+  }
+  for (const sel of hidden) {
+    if ([...root.querySelectorAll(sel)].some(shown)) problems.push(`should be hidden: ${sel}`);
+  }
+  return problems;
+}"""
+
+ERROR_OUTPUTS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .flatMap(c => c.model.type === 'code' ? c.model.outputs.toJSON() : [])
+  .filter(o => o.output_type === 'error' || (o.output_type === 'stream' && o.name === 'stderr'
+           && /Error|Traceback/.test(o.text)))
+  .map(o => o.ename ? o.ename + ': ' + o.evalue : o.text.slice(0, 300))"""

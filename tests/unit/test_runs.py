@@ -26,14 +26,6 @@ from explorer.train import (
 from explorer.train.runs import RunError, find_runs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trained(tmp_path, steps: int = 30, name: str = "run"):
     task = make_task("copy", n=200)
     trainer = Trainer(model_for_task(task, d_model=16, n_heads=2, n_layers=1), task, lr=3e-3)

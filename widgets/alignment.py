@@ -160,10 +160,10 @@ class AlignmentLab(Lab):
 
     def compare_with(self, step: int) -> None:
         """Make "checkpoint" the model at recorded ``step`` (as the *compare with* slider)."""
-        steps = list(self._compare.options)
+        steps = list(self._compare_slider.options)
         if step not in steps:
             raise ValueError(f"step {step!r} is not a recorded step; recorded: {steps}")
-        self._compare.value = step
+        self._compare_slider.value = step
 
     def click(self, row: int, col: int) -> None:
         """Show layer ``row`` of the rows model against layer ``col`` of the columns model."""
@@ -269,8 +269,8 @@ class AlignmentLab(Lab):
     def _sync_compare(self, steps: list[int]) -> None:
         self._quiet = True
         try:
-            self._compare.options = steps
-            self._compare.value = self._compare_step
+            self._compare_slider.options = steps
+            self._compare_slider.value = self._compare_step
         finally:
             self._quiet = False
 
@@ -318,18 +318,18 @@ class AlignmentLab(Lab):
         for w in (self._metric, self._rows, self._cols):
             w.add_class(f"xp-alignment-{w.description.lower()}")
             w.observe(lambda _: self._quiet or self._redraw(), names="value")
-        self._compare = W.SelectionSlider(
+        self._compare_slider = W.SelectionSlider(
             options=[0], description="compare with step", continuous_update=False,
             style={"description_width": "120px"}, layout=W.Layout(width="420px"),
         )  # fmt: skip
-        self._compare.add_class("xp-alignment-step")
-        self._compare.observe(self._on_compare, names="value")
+        self._compare_slider.add_class("xp-alignment-step")
+        self._compare_slider.observe(self._on_compare, names="value")
         seeds_button = W.Button(
             description="Train seeds", tooltip="train other seeds to the shown step"
         )
         seeds_button.on_click(lambda _: self._guard(self.train_seeds))
         self._training_row = W.HBox(
-            [self._compare, seeds_button], layout=W.Layout(display="none", flex_flow="row wrap")
+            [self._compare_slider, seeds_button], layout=W.Layout(display="none", flex_flow="row wrap")
         )
         self.grid = HeatmapGrid(tile_px=300, show_labels=True, show_values=True, mark_cell=True)
         self.grid.add_class("xp-alignment-heatmap")

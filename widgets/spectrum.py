@@ -218,7 +218,7 @@ class SpectrumLab(Lab):
         return [] if self._rows is None else self._rows.until(self._shown_step)[0]
 
     @property
-    def log(self) -> bool:
+    def log_scale(self) -> bool:
         return self.scale.value == "log"
 
     @property
@@ -279,16 +279,16 @@ class SpectrumLab(Lab):
         for view, box in self._boxes.items():
             box.layout.display = "" if view in views else "none"
         self.layer.layout.display = "" if "weight_esd" in views else "none"
-        axis = "log" if self.log else "linear"
+        axis = "log" if self.log_scale else "linear"
         res = self.residual
         if res is not None:
             steps = self._residual_steps()
             shown = S.band_power(res, HEATMAP_BANDS) if res.freqs.size > HEATMAP_BANDS else res
-            z = figs.log_floor(shown.power.T[::-1], self.log)  # rows: high frequency on top
+            z = figs.log_floor(shown.power.T[::-1], self.log_scale)  # rows: high frequency on top
             self.heatmap.show(
                 z, [f"residual power, steps {steps[0]}–{steps[-1]}"],
                 extent=[float(steps[0]), float(steps[-1]), float(shown.freqs[0]), float(shown.freqs[-1])],
-                colorbar_title="log₁₀ residual power" if self.log else "residual power",
+                colorbar_title="log₁₀ residual power" if self.log_scale else "residual power",
                 caption=f"which frequencies are still wrong: {len(steps)} snapshots",
             )  # fmt: skip
         with self.current.batch_update():
@@ -332,7 +332,7 @@ class SpectrumLab(Lab):
 
     # ------------------------------------------------------------------ protocol
     def _figure(self, view: str) -> go.Figure:
-        log = self.log
+        log = self.log_scale
         if view == "residual_spectrum":
             res = self.residual
             assert res is not None

@@ -92,3 +92,19 @@ def test_export_bar_writes_and_says_wrote(tmp_path):
             lab.export(tmp_path / "x.png", size="poster")
     finally:
         lab.close()
+
+
+@pytest.mark.parametrize("cls", LABS, ids=lambda c: c.__name__)
+def test_no_lab_shadows_a_widget_attribute(cls):
+    """A lab attribute named like one of ipywidgets' own (``_compare``, ``log``, ``_lock`` …)
+    silently breaks syncing or logging: every name a lab module sets or defines is checked."""
+    import inspect
+    import re
+
+    import ipywidgets as W
+
+    own = {"__init__", "close", "_repr_mimebundle_", "children"}
+    source = "".join(inspect.getsource(c) for c in cls.__mro__ if c.__module__.startswith("widgets"))
+    names = set(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=[^=]", source))
+    names |= set(re.findall(r"def (\w+)\(self", source))
+    assert not (names & set(dir(W.VBox))) - own

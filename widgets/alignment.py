@@ -253,7 +253,7 @@ class AlignmentLab(Lab):
         with self.busy(f"representations at step {snap.step}…"):
             self._models[LIVE] = self._reps_at(snap.step)
             _, self._labels = self._inputs()
-            if self._compare_step not in steps:
+            if len(steps) > 1 and self._compare_step not in steps:
                 self._compare_step = steps[0]
                 self._models[CHECKPOINT] = self._reps_at(self._compare_step)
         self._cache = {k: v for k, v in self._cache.items() if LIVE not in k[:2]}
@@ -262,7 +262,7 @@ class AlignmentLab(Lab):
         self._training_row.layout.display = "" if len(steps) > 1 else "none"
         rows, cols = self._rows.value, self._cols.value
         if rows is None or rows not in self._models:
-            rows, cols = LIVE, CHECKPOINT
+            rows, cols = LIVE, CHECKPOINT if CHECKPOINT in self._models else LIVE
         self._set_options(rows, cols)
         self._redraw()
 
@@ -350,7 +350,7 @@ class AlignmentLab(Lab):
             for w, want in ((self._rows, rows), (self._cols, cols)):
                 w.options = names
                 w.value = want if want in names else names[0]
-            if self._source is not None and self._rows.value == self._cols.value == LIVE:
+            if self._rows.value == self._cols.value == LIVE and CHECKPOINT in names:
                 self._cols.value = CHECKPOINT
         finally:
             self._quiet = False

@@ -42,9 +42,13 @@ _SPECIAL = {
 
 def default_layers(model: nn.Module) -> list[str]:
     """The hook names of :data:`LAYER_PATTERNS` present in ``model``, in forward order
-    (the embedding first for transformers)."""
+    (the embedding first for transformers). A model without explorer's hook points (your
+    own ``nn.Module``) gives the outputs of its activation modules (ReLU, GELU, Tanh, …) and
+    of its last top-level child — the hidden layers and the output."""
     names = hook_names(model)
     picked = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in LAYER_PATTERNS)]
+    if not picked and not names:
+        return _plain_layers(model)
     if not picked:
         raise ValueError(
             f"{type(model).__name__} has none of the default layer hook points {LAYER_PATTERNS}; "
@@ -53,6 +57,22 @@ def default_layers(model: nn.Module) -> list[str]:
     if "blocks.0.hook_resid_pre" in picked:
         picked.remove("blocks.0.hook_resid_pre")
         picked.insert(0, "blocks.0.hook_resid_pre")
+    return picked
+
+
+_ACTIVATIONS = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.LeakyReLU,
+                nn.Softplus, nn.Mish, nn.Hardtanh)  # fmt: skip
+
+
+def _plain_layers(model: nn.Module) -> list[str]:
+    acts = [n for n, m in model.named_modules() if n and isinstance(m, _ACTIVATIONS)]
+    children = [n for n, _ in model.named_children()]
+    picked = acts + [n for n in children[-1:] if n not in acts]
+    if not picked:
+        raise ValueError(
+            f"{type(model).__name__} has no submodules to observe; pass layers=[...] with the "
+            "names of modules whose outputs to capture"
+        )
     return picked
 
 

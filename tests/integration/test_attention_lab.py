@@ -152,9 +152,12 @@ def test_follows_a_training_lab_live_and_after_a_task_change():
 
 
 def test_a_long_text_and_unknown_tokens_are_said_in_the_status_line():
-    from explorer.models import load_minilm
+    from explorer.models.hf import minilm_path
 
-    lm = load_minilm()
-    lab = AttentionLab(source=(lm, "the cat sat on the mat " * 100))
+    folder = minilm_path()  # a Hugging Face model folder with a text: a source too
+    lab = AttentionLab(source=(folder, "the cat sat on the mat " * 100))
     assert lab.patterns.shape[2] == 512
     assert "cut to the model's 512 tokens" in lab.status and lab.last_error is None
+    lab.follow((lab.source.model, "a unicorn 🦄 and a 𓀀"))
+    assert "2 unknown token(s), shown as [UNK]" in lab.status
+    assert list(lab.patterns.tokens).count("[UNK]") == 2

@@ -107,6 +107,20 @@ def test_neighbour_text_names_the_layer_on_view() -> None:
     np.testing.assert_array_equal(lab.neighbors, knn(layers["b"], 10).indices[7])
 
 
+def test_your_own_module_on_your_inputs() -> None:
+    """No explorer hook points: the activation modules' outputs and the output are the layers."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    x = torch.randn(80, 3)
+    lab = GeometryLab(source=(net, x))
+    assert lab.layers == ["1", "2"] and lab.last_error is None
+    with torch.no_grad():
+        hidden = torch.tanh(net[0](x)).numpy()
+    assert lab.metrics().query("layer == '1' and metric == 'participation_ratio'").value.item() > 1
+    coords = lab.frame("scatter")[["x", "y"]].to_numpy()  # PCA of the hidden layer (the first)
+    top2 = np.sort(np.linalg.eigvalsh(np.cov(hidden.T)))[-2:].sum()
+    np.testing.assert_allclose(coords.var(0, ddof=1).sum(), top2, rtol=1e-3)
+
+
 def test_follows_a_saved_run_directory(tmp_path) -> None:
     tl = TrainingLab("moons", task_kwargs={"n": 200}, record_every=10, out_dir=tmp_path)
     tl.step(30)

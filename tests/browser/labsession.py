@@ -53,7 +53,8 @@ class LabSession:
         assert not errors, f"notebook raised: {errors}"
 
     def kernel(self, code: str, timeout_s: float = 60) -> str:
-        """Execute ``code`` in the notebook's kernel; return its stdout (raise on error)."""
+        """Execute ``code`` in the notebook's kernel; return its stdout (raise on error;
+        warnings on stderr are not part of the result)."""
         result = self.page.evaluate(
             """async (code) => {
               const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
@@ -61,7 +62,7 @@ class LabSession:
               let out = '', err = null;
               f.onIOPub = (msg) => {
                 const t = msg.header.msg_type;
-                if (t === 'stream') out += msg.content.text;
+                if (t === 'stream' && msg.content.name === 'stdout') out += msg.content.text;
                 if (t === 'execute_result') out += msg.content.data['text/plain'];
                 if (t === 'error') err = msg.content.ename + ': ' + msg.content.evalue;
               };

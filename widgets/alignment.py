@@ -35,12 +35,6 @@ Reps = dict[str, np.ndarray]
 LIVE, CHECKPOINT = "live", "checkpoint"
 
 
-def _empty_pair() -> go.Figure:
-    return figs.aligned_pair_figure(
-        np.zeros((1, 2)), np.zeros((1, 2)), title="click a cell to compare that pair of layers"
-    )
-
-
 def _as_reps(reps: Mapping[str, Any], name: str) -> Reps:
     if not isinstance(reps, Mapping) or not reps:
         raise TypeError(f"model {name!r} must be a non-empty mapping layer name → (n, d) array")
@@ -112,7 +106,10 @@ class AlignmentLab(Lab):
 
     @property
     def panels(self) -> dict[str, W.Widget]:
-        return {"heatmap": self.grid, "pair": self.pair_view}
+        out: dict[str, W.Widget] = {"heatmap": self.grid}
+        if self.selected_pair is not None:
+            out["pair"] = self.pair_view
+        return out
 
     def add_model(self, name: str, reps: Mapping[str, Any]) -> None:
         """Add (or replace) a model's representations and offer it in both menus."""
@@ -184,7 +181,9 @@ class AlignmentLab(Lab):
 
     # ================================================================== protocol
     def _available_views(self) -> list[str]:
-        return ["heatmap", "pair"] if self._models else []
+        if not self._models:
+            return []
+        return ["heatmap", "pair"] if self.selected_pair is not None else ["heatmap"]
 
     def _current_view(self) -> str:
         return "heatmap"
@@ -320,7 +319,7 @@ class AlignmentLab(Lab):
             w.observe(lambda _: self._quiet or self._redraw(), names="value")
         self._compare_slider = W.SelectionSlider(
             options=[0], description="compare with step", continuous_update=False,
-            style={"description_width": "120px"}, layout=W.Layout(width="420px"),
+            style={"description_width": "initial"}, layout=W.Layout(width="460px"),
         )  # fmt: skip
         self._compare_slider.add_class("xp-alignment-step")
         self._compare_slider.observe(self._on_compare, names="value")
@@ -329,18 +328,20 @@ class AlignmentLab(Lab):
         )
         seeds_button.on_click(lambda _: self._guard(self.train_seeds))
         self._training_row = W.HBox(
-            [self._compare_slider, seeds_button], layout=W.Layout(display="none", flex_flow="row wrap")
+            [self._compare_slider, seeds_button],
+            layout=W.Layout(display="none", flex_flow="row wrap"),
         )
         self.grid = HeatmapGrid(tile_px=300, show_labels=True, show_values=True, mark_cell=True)
         self.grid.add_class("xp-alignment-heatmap")
         self.grid.observe(self._on_cell, names="clicked_cell")
-        self.pair_view = go.FigureWidget(_empty_pair())
+        self.pair_view = go.FigureWidget()
         self.pair_view.add_class("xp-alignment-pair")
+        self._pair_box = W.Box([self.pair_view], layout=W.Layout(display="none"))  # once clicked
         wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
         self._set_body(
             W.HBox([self._metric, self._rows, self._cols], layout=W.Layout(flex_flow="row wrap")),
             self._training_row,
-            W.HBox([self.grid, self.pair_view], layout=wrap),
+            W.HBox([self.grid, self._pair_box], layout=wrap),
         )
 
     def _set_options(self, rows: str | None, cols: str | None) -> None:
@@ -379,14 +380,17 @@ class AlignmentLab(Lab):
             if cell and cell[0] < mat.shape[0] and cell[1] < mat.shape[1]:
                 self._show_cell(cell)  # keep the pair view in step with the heatmap
             elif self.selected_pair is not None:
-                self._show_pair(_empty_pair())  # the clicked pair is gone: never show a stale one
+                self._show_pair(None)  # the clicked pair is gone: never show a stale one
                 self.selected_pair = None
             self._refresh_export_views()
 
         with self._lock:
             self._guard(draw)
 
-    def _show_pair(self, fig: go.Figure) -> None:
+    def _show_pair(self, fig: go.Figure | None) -> None:
+        self._pair_box.layout.display = "none" if fig is None else ""
+        if fig is None:
+            return
         with self.pair_view.batch_update():
             self.pair_view.data = []
             self.pair_view.add_traces(list(fig.data))

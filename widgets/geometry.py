@@ -312,8 +312,12 @@ class GeometryLab(Lab):
         with self._lock:
             if key not in self._coords:
                 pts, _ = self._view_points()
+                dims = min(sel["dims"], pts.shape[1])  # a 1-feature layer is drawn on a line
                 with self.busy(f"computing {sel['projection']} of {sel['layer']}…"):
-                    coords = project(pts, PROJECTIONS[sel["projection"]], sel["dims"])
+                    coords = project(pts, PROJECTIONS[sel["projection"]], dims)
+                if dims < sel["dims"]:
+                    pad = np.zeros((len(coords), sel["dims"] - dims), dtype=coords.dtype)
+                    coords = np.concatenate([coords, pad], axis=1)
                 prev = self._previous.get(key)
                 if prev is not None and prev.shape == coords.shape:
                     coords = align_snapshots([prev, coords])[1]  # no spin between snapshots

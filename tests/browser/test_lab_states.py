@@ -91,6 +91,7 @@ def _check(lab: LabSession, root: Any, name: str, visible=(), hidden=()) -> None
 
 
 def test_every_lab_through_every_control_state(lab: LabSession, lab_server: str) -> None:
+    lab.page.set_viewport_size({"width": 1400, "height": 2200})  # whole labs in the screenshots
     lab.open(_write_notebook(lab_server))
     lab.run_all(timeout_s=300)
     page = lab.page

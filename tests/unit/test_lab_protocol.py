@@ -104,7 +104,9 @@ def test_no_lab_shadows_a_widget_attribute(cls):
     import ipywidgets as W
 
     own = {"__init__", "close", "_repr_mimebundle_", "children"}
-    source = "".join(inspect.getsource(c) for c in cls.__mro__ if c.__module__.startswith("widgets"))
+    source = "".join(
+        inspect.getsource(c) for c in cls.__mro__ if c.__module__.startswith("widgets")
+    )
     names = set(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=[^=]", source))
     names |= set(re.findall(r"def (\w+)\(self", source))
     assert not (names & set(dir(W.VBox))) - own

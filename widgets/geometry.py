@@ -290,8 +290,7 @@ class GeometryLab(Lab):
                 self._layer.value = current if current in layers else next(iter(layers))
             finally:
                 self._quiet = False
-        if first or (STEP not in self._color.options and len(self._source.steps) > 1):
-            self._set_colors(None if first else self._color.value)
+        self._set_colors(None if first else self._color.value, keep=True)
         self._redraw(recompute_metrics=True)
 
     # ================================================================== data
@@ -363,13 +362,16 @@ class GeometryLab(Lab):
             W.HBox([self.layer_curves, self._training_box], layout=W.Layout(**wrap)),
         )  # fmt: skip
 
-    def _set_colors(self, color: str | None) -> None:
-        """Colour menu: none, every metadata column, and the step over training."""
+    def _set_colors(self, color: str | None, *, keep: bool = False) -> None:
+        """Colour menu: none, every metadata column, and the step over training. ``keep``:
+        a ``color`` that no longer exists (a new task without labels) falls back quietly."""
         opts = [NONE, *[str(c) for c in self._meta.columns]]
         if self._source is not None and len(getattr(self._source, "steps", ())) > 1:
             opts.append(STEP)
         if color is not None and color not in opts:
-            raise ValueError(f"unknown colour {color!r}; available: {opts}")
+            if not keep:
+                raise ValueError(f"unknown colour {color!r}; available: {opts}")
+            color = None
         self._quiet = True
         try:
             self._color.options = opts

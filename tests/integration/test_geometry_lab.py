@@ -86,10 +86,16 @@ def test_lab_follows_a_training_run_and_its_task_changes(tmp_path) -> None:
     assert shown == len(frame) and frame.step.nunique() >= 2 and lab.last_error is None
     lab.pick(3)
     assert "input [" in lab.info.value
+    # a regression task without labels: the colour menu loses "label" and the lab goes on
+    tl.configure(task="signal_1d")
+    tl.step(5)
+    lab.wait()
+    assert "label" not in lab.frame("scatter").columns and lab.last_error is None
     # a new task in the training lab: the points are its inputs, not the old task's
     tl.configure(task="moons", n=300)
     tl.step(10)
     lab.wait()
+    lab.select(color="step")
     coords = lab.frame("scatter")
     assert lab.selection["step"] == 10 and set(coords.step) == {0, 10}  # the new run's steps
     assert (coords.step == 10).sum() == min(200, len(tl.task.x_test))

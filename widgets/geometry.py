@@ -269,7 +269,9 @@ class GeometryLab(Lab):
         x = np.asarray(task.x_test[: self._n_inputs])
         y = np.asarray(task.y_test[: self._n_inputs])
         labels = y if getattr(task, "kind", "") == "classification" and y.ndim == 1 else None
-        layers, meta = model_points(src.model_at(step), x, labels=labels, pool="tokens")
+        # token sequences: one point per token; images and vectors: one point per input
+        pool = "tokens" if x.dtype.kind in "iu" else "mean"
+        layers, meta = model_points(src.model_at(step), x, labels=labels, pool=pool)
         return layers, meta, x
 
     def _show_snapshot(self, snap: Any) -> None:

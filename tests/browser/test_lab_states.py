@@ -140,7 +140,8 @@ def test_every_lab_through_every_control_state(lab: LabSession, lab_server: str)
     assert "nearest neighbours" in geometry.locator(".xp-geometry-info").inner_text()
 
     alignment = labs["alignment"]
-    alignment.locator(".xp-alignment-metric select").select_option(value="procrustes")
+    label = "angular Procrustes distance (rad) [procrustes]".replace(" ", "\xa0")  # as rendered
+    alignment.locator(".xp-alignment-metric select").select_option(label=label)
     page.wait_for_function(
         "(el) => el.querySelector('.xp-grid-caption').textContent.includes('lower = more similar')",
         arg=alignment.element_handle(), timeout=20_000,

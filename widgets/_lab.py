@@ -157,7 +157,7 @@ class Lab(W.VBox):
     def __init__(self, *, out_dir: str | Path = "exports", min_interval_s: float = 0.25) -> None:
         if not min_interval_s >= 0:
             raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s!r}")
-        super().__init__()
+        super().__init__(layout=W.Layout(width="100%"))  # the output area's width, no more
         self.add_class("xp-lab")
         self.add_class(f"xp-{self.kind}-lab")
         self.out_dir = Path(out_dir)

@@ -368,6 +368,7 @@ class AttentionLab(Lab):
             vmin=0.0,
             vmax=float(thumbs.max()) if thumbs.size else 1.0,
             columns=n_heads,
+            tile_px=int(np.clip(720 // n_heads - 10, 24, 64)),  # a row of heads fits the page
             selected=self.layer * n_heads + self.head,
             caption=f"{n_layers} layers × {n_heads} heads, {t} tokens{self._step_note()}{note}",
         )

@@ -398,6 +398,7 @@ class Run:
         self._inputs: dict[str, torch.Tensor] | None = None
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._poller: threading.Thread | None = None
+        self._wake = threading.Event()  # set: the poller looks at its subscribers now
         self._seen: int | None = None
         self.run_id = 0
 
@@ -615,7 +616,8 @@ class Run:
     # ------------------------------------------------------------------ following
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
         """Call ``callback(snapshot)`` for every snapshot that appears from now on (a thread
-        polls the directory every ``poll_s`` seconds while anyone is subscribed)."""
+        polls the directory every ``poll_s`` seconds while anyone is subscribed). The returned
+        ``unsubscribe()`` stops the thread when the last subscriber leaves and waits for it."""
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         with self._lock:
@@ -633,6 +635,10 @@ class Run:
             with self._lock:
                 if callback in self._subscribers:
                     self._subscribers.remove(callback)
+                poller = None if self._subscribers else self._poller
+            if poller is not None and poller is not threading.current_thread():
+                self._wake.set()
+                poller.join(timeout=10)
 
         return unsubscribe
 
@@ -661,6 +667,7 @@ class Run:
     def _poll(self) -> None:
         while True:
             with self._lock:
+                self._wake.clear()
                 if not self._subscribers:
                     self._poller = None
                     return
@@ -668,4 +675,4 @@ class Run:
                 self.poll()
             except (RunError, KeyError, OSError):
                 pass  # a file vanished or is being replaced: the next poll sees it whole
-            time.sleep(self._poll_s)
+            self._wake.wait(self._poll_s)

@@ -105,8 +105,7 @@ def test_a_run_is_followed_while_it_grows(tmp_path):
     while seen[-1:] != [20] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert seen == [5, 10, 15, 20]  # the snapshot at step 0 was there before subscribing
-    unsubscribe()
-    time.sleep(0.2)
+    unsubscribe()  # the last subscriber gone: the polling thread has ended when this returns
     assert not any(t.name == "xp-run-follow" for t in threading.enumerate())
     # no temporary file is ever listed as a step; a file never seen half-written
     (tmp_path / "live" / "snapshots" / ".step_00000025.safetensors.x.tmp").write_bytes(b"junk")

@@ -185,11 +185,6 @@ def test_divergence_pauses_keeps_a_finite_state_and_says_why(tmp_path):
         lab.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Trainer restores a state that already exploded (issue 19, reliability stream); "
-    "remove this mark when the Trainer keeps a truly good state",
-)
 def test_divergence_continues_after_lowering_the_learning_rate(tmp_path):
     lab = _diverged_lab(tmp_path)
     try:

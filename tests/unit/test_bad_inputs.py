@@ -156,15 +156,6 @@ for _n in ("band_power", "fourier_concentration", "high_frequency_share", "key_f
     recipe(f"spectra.{_n}", "spectrum", on(getattr(sp, _n), "spectrum"))
 
 
-def _seed_models(**kw: Any) -> Any:
-    from explorer.data import make_task
-    from explorer.train import TrainConfig
-
-    model = MLP(MLPConfig(in_dim=2, out_dim=3, depth=1, width=8))
-    task = make_task("blobs", n=40)
-    return al.seed_models(model, task, TrainConfig(), **_kw({"seeds": [1], "steps": 1}, kw))
-
-
 recipe("analysis.pool_features", "seq", on(an.pool_features, "seq"))
 recipe(
     "alignment.StreamingCKA",
@@ -186,7 +177,6 @@ recipe(
     on(al.zero_shot_stitching, "x", "y", "labels", anchors=4),
 )
 recipe("alignment.model_representations", "inputs", on(al.model_representations, "model", "inputs"))
-recipe("alignment.seed_models", "", on(_seed_models))
 recipe(
     "alignment.text_representations",
     "texts",
@@ -282,6 +272,13 @@ recipe(
 recipe("spectra.radial_power_spectrum", "image", on(sp.radial_power_spectrum, "image"))
 recipe(
     "spectra.repeated_peak_prominence", "image", on(sp.repeated_peak_prominence, "image", copies=4)
+)
+recipe(
+    "spectra.residual_history",
+    "grid_values",
+    lambda d, **kw: sp.residual_history(
+        np.stack([0.5 * d["grid_values"], d["grid_values"][::-1]]), d["grid_values"], (8, 8), **kw
+    ),
 )
 recipe(
     "spectra.residual_spectrum",
@@ -541,6 +538,7 @@ SCALE_FREE = {
         "von_neumann_entropy", "eigen_decay", "twonn", "mle_id", "local_pca_id")},
     "spectra.spectrum_distance": ("signal",),
     "spectra.residual_spectrum": ("signal",),
+    "spectra.residual_history": ("grid_values",),
     "spectra.logit_fourier_power": ("logits",),
     "spectra.repeated_peak_prominence": ("image",),
     "spectra.psnr": ("grid_values",),

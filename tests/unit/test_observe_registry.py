@@ -64,3 +64,24 @@ def test_residual_history_rows_sum_to_the_relative_error():
     )
     with pytest.raises(ValueError, match="1-D or 2-D"):
         residual_history(preds, target, (4, 4, 4))
+
+
+def test_seed_models_trains_other_seeds_of_a_model_or_a_factory():
+    from explorer.train import TrainConfig, seed_models
+
+    task = make_task("blobs", n=40)
+    model = model_for_task(task, "mlp", depth=1, width=8)
+    config = TrainConfig(lr=1e-2)
+    built = seed_models(model, task, config, seeds=[1, 2], steps=3)
+    assert list(built) == [1, 2]
+    w1, w2 = (next(m.parameters()).detach() for m in built.values())
+    assert not torch.equal(w1, w2)  # different seeds, different weights
+    mine = seed_models(lambda s: torch.nn.Linear(2, 3), task, config, seeds=[0], steps=0)
+    assert isinstance(mine[0], torch.nn.Linear)
+    for bad, err in (({"seeds": []}, ValueError), ({"seeds": [-1]}, ValueError),
+                     ({"seeds": [1.5]}, ValueError), ({"steps": -1}, ValueError),
+                     ({"steps": True}, ValueError)):  # fmt: skip
+        with pytest.raises(err):
+            seed_models(model, task, config, **{"seeds": [1], "steps": 1, **bad})
+    with pytest.raises(TypeError, match="factory"):
+        seed_models(torch.nn.Linear(2, 3), task, config, seeds=[1], steps=1)

@@ -278,10 +278,9 @@ def residual_history(predictions: Any, target: Any, shape: tuple[int, ...]) -> S
     step's relative squared error ``‖prediction − target‖² / ‖target‖²`` (all channels). Frequencies in cycles per
     sample (1-D) or per pixel (2-D rings).
     """
-    shape = tuple(int(s) for s in shape)
     if len(shape) not in (1, 2):
         raise ValueError(f"shape must be 1-D or 2-D, got {shape}")
-    preds = grid_maps(predictions, shape)  # (steps, C, *shape)
+    preds = grid_maps(predictions, shape)  # (steps, C, *shape); shape's entries validated here
     if preds.ndim != len(shape) + 2:
         raise ValueError(
             f"predictions must be (steps, N, C) with N = prod(shape), got {np.shape(predictions)}"

@@ -171,6 +171,7 @@ class Lab(W.VBox):
         self._closed = False
         self._busy_depth = 0
         self._status_plain = ""
+        self._lab_notes: tuple[str, ...] = ()  # the lab's own caveats (e.g. undefined measures)
         self._syncing_steps = False
         self._throttle = Throttle(self._on_live, min_interval_s, name=f"xp-{self.kind}-lab")
         self._build_chrome()
@@ -313,7 +314,7 @@ class Lab(W.VBox):
         self._status_line.value = f"<span style='color:{color}'>{html.escape(text)}</span>{notes}"
 
     def _notes(self) -> tuple[str, ...]:
-        return tuple(getattr(self._source, "notes", ()) or ())
+        return (*(getattr(self._source, "notes", ()) or ()), *self._lab_notes)
 
     def _fail(self, err: BaseException, what: str = "") -> None:
         self.last_error = f"{type(err).__name__}: {err}"

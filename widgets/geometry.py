@@ -9,6 +9,7 @@ over training. Numbers come from :mod:`explorer.analysis.geometry`; pictures fro
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import plotly.graph_objects as go
 
 from explorer.analysis.geometry import align_snapshots, geometry_profile, knn, project
 from explorer.analysis.geometry.sources import model_points, token_states
+from explorer.errors import ExplorerWarning
 from widgets._lab import Lab
 from widgets.figures import geometry as figs
 
@@ -388,11 +390,24 @@ class GeometryLab(Lab):
                     return
                 if recompute_metrics or self._profile is None:
                     labels = self._meta["label"].to_numpy() if "label" in self._meta else None
-                    with self.busy("computing geometry metrics…"):
+                    # a measure undefined for a layer's points (TwoNN on a lattice) is NaN with
+                    # an ExplorerWarning: said in the status line, a gap in its curve
+                    with (
+                        self.busy("computing geometry metrics…"),
+                        warnings.catch_warnings(record=True) as caught,
+                    ):
+                        warnings.simplefilter("always", ExplorerWarning)
                         self._profile = geometry_profile(
                             self._layers, metrics=self._metric_names, max_points=2000,
                             step=self._shown_step, labels=labels,
                         )  # fmt: skip
+                    self._lab_notes = tuple(
+                        dict.fromkeys(
+                            str(w.message)
+                            for w in caught
+                            if issubclass(w.category, ExplorerWarning)
+                        )
+                    )
                     if self._source is not None and self._shown_step is not None:
                         self._history = [
                             h for h in self._history if int(h["step"].iloc[0]) != self._shown_step

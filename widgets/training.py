@@ -34,7 +34,7 @@ from torch import nn
 
 from explorer.data import TASKS, check_model_fits, make_task, user_task
 from explorer.models.registry import FAMILIES, model_for_task, task_families
-from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged
+from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged, build_seeded
 from explorer.train.runs import Run, RunWriter
 from explorer.train.sources import RecorderSource
 from widgets._lab import Lab
@@ -654,8 +654,10 @@ class TrainingLab(Lab):
 
     def _new_trainer(self) -> None:
         config = self._current_config()
-        trainer = Trainer(self._model_source(), self._task, config)
-        check_model_fits(trainer.model, self._task)
+        source = self._model_source()
+        model = source if isinstance(source, nn.Module) else build_seeded(source, config.seed)
+        check_model_fits(model, self._task)  # a feature count or width mismatch, named
+        trainer = Trainer(model, self._task, config)
         every = (
             self._record_every_arg
             or GROUP_DEFAULTS[group_of(self._c["task"].value)]["record_every"]

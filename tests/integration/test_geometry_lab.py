@@ -91,6 +91,7 @@ def test_lab_follows_a_training_run_and_its_task_changes(tmp_path) -> None:
     tl.step(5)
     lab.wait()
     assert "label" not in lab.frame("scatter").columns and lab.last_error is None
+    assert "twonn of 'input'" in lab.status  # a 1-D grid is a lattice: said, not an error
     # a new task in the training lab: the points are its inputs, not the old task's
     tl.configure(task="moons", n=300)
     tl.step(10)

@@ -89,6 +89,10 @@ def test_writing_twice_to_a_run_is_refused_unless_appending(tmp_path):
     assert run.steps == [0, 10, 20, 30] and "diverged at step 31" in run.notes[0]
 
 
+def _followers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "xp-run-follow"]
+
+
 def test_a_run_is_followed_while_it_grows(tmp_path):
     task = make_task("moons", n=100)
     trainer = Trainer(model_for_task(task, depth=1, width=4), task)
@@ -98,7 +102,9 @@ def test_a_run_is_followed_while_it_grows(tmp_path):
     recorder.record()
     run = Run(tmp_path / "live", poll_s=0.05)
     seen: list[int] = []
+    others = set(_followers())  # (other tests' runs may still be followed in this process)
     unsubscribe = run.subscribe(lambda s: seen.append(s.step))
+    (poller,) = set(_followers()) - others
     for _ in trainer.run(20):
         recorder.maybe_record()
     deadline = time.monotonic() + 10
@@ -106,7 +112,7 @@ def test_a_run_is_followed_while_it_grows(tmp_path):
         time.sleep(0.05)
     assert seen == [5, 10, 15, 20]  # the snapshot at step 0 was there before subscribing
     unsubscribe()  # the last subscriber gone: the polling thread has ended when this returns
-    assert not any(t.name == "xp-run-follow" for t in threading.enumerate())
+    assert not poller.is_alive()
     # no temporary file is ever listed as a step; a file never seen half-written
     (tmp_path / "live" / "snapshots" / ".step_00000025.safetensors.x.tmp").write_bytes(b"junk")
     assert run.steps == [0, 5, 10, 15, 20]

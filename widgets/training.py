@@ -32,9 +32,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from torch import nn
 
-from explorer.data import TASKS, check_model_fits, make_task, user_task
+from explorer.data import TASKS, make_task, user_task
 from explorer.models.registry import FAMILIES, model_for_task, task_families
-from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged, build_seeded
+from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged
 from explorer.train.runs import Run, RunWriter
 from explorer.train.sources import RecorderSource
 from widgets._lab import Lab
@@ -654,10 +654,9 @@ class TrainingLab(Lab):
 
     def _new_trainer(self) -> None:
         config = self._current_config()
-        source = self._model_source()
-        model = source if isinstance(source, nn.Module) else build_seeded(source, config.seed)
-        check_model_fits(model, self._task)  # a feature count or width mismatch, named
-        trainer = Trainer(model, self._task, config)
+        # the Trainer refuses a model that does not fit the task (feature count, widths),
+        # naming the mismatch, before this lab changes
+        trainer = Trainer(self._model_source(), self._task, config)
         every = (
             self._record_every_arg
             or GROUP_DEFAULTS[group_of(self._c["task"].value)]["record_every"]

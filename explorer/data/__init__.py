@@ -32,7 +32,7 @@ from explorer.data.signals import coordinate_grid, field_task, signal_1d
 from explorer.data.task import IGNORE_INDEX, KINDS, Task
 from explorer.data.text import char_text, load_text
 from explorer.data.toy2d import blobs, checkerboard, circles, moons, spirals, xor
-from explorer.data.user import check_model_fits, user_task
+from explorer.data.user import user_task
 
 __all__ = [
     "IGNORE_INDEX",
@@ -45,7 +45,6 @@ __all__ = [
     "associative_recall",
     "blobs",
     "char_text",
-    "check_model_fits",
     "checkerboard",
     "circles",
     "coordinate_grid",

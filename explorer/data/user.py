@@ -1,17 +1,18 @@
 """Your own data as a :class:`Task`: arrays or tensors ``(x, y)``, a pandas DataFrame with
-named feature and target columns, or a CSV file — and a check that your model fits it.
+named feature and target columns, or a CSV file.
 
 ::
 
     task = user_task((x, y))                                    # kind from y's dtype
     task = user_task(df, features=["a", "b"], target="label")   # strings become classes
     task = user_task("measurements.csv", target="yield", kind="regression")
-    check_model_fits(model, task)   # clear error before the first step, not an IndexError
 
 Integer, boolean or string targets make a classification task (strings are numbered in
 sorted order, their names kept in ``meta["classes"]``); float targets a regression task.
 ``kind=`` overrides the guess. Integer labels are used as they are: class ``k`` is output
-``k`` of the model.
+``k`` of the model. Whether a model fits a task (feature count, output width vs classes,
+regression output shape) is checked by the :class:`explorer.train.Trainer` before its first
+step (:func:`explorer.validation.check_model_outputs`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from explorer.data.task import Task, check_fraction, rng, split_rows
 
-__all__ = ["check_model_fits", "user_task"]
+__all__ = ["user_task"]
 
 
 def _frame_xy(
@@ -149,48 +149,3 @@ def user_task(
         meta.update(loss="mse", out_dim=int(y.shape[1]))
     parts = split_rows(x, y, test_fraction, rng(seed))
     return Task(name, kind, *parts, meta=meta)
-
-
-@torch.no_grad()
-def check_model_fits(model: nn.Module, task: Any) -> None:
-    """Run ``model`` on two training inputs and check its output fits ``task``'s targets;
-    raise ValueError saying what does not fit (feature count, output width vs classes,
-    regression output shape) — before any training step."""
-    x = torch.as_tensor(task.x_train[:2])
-    x = x.float() if x.is_floating_point() else x.long()
-    y = torch.as_tensor(task.y_train)
-    shape = tuple(x.shape[1:])
-    was = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        out = model(x.to(device))
-    except Exception as err:
-        raise ValueError(
-            f"the model cannot take the task's inputs of shape (n, {', '.join(map(str, shape))})"
-            f": {type(err).__name__}: {err}"
-        ) from err
-    finally:
-        model.train(was)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the model must return a tensor, got {type(out).__name__}")
-    loss = (getattr(task, "meta", None) or {}).get("loss")
-    if loss == "ce" or (
-        loss is None and getattr(task, "kind", "") in ("classification", "sequence")
-    ):
-        width = int(out.shape[-1])
-        valid = y[y >= 0] if y.numel() else y
-        top = int(valid.max()) if valid.numel() else -1
-        if top >= width:
-            raise ValueError(
-                f"labels go up to {top} ({top + 1} classes) but the model gives {width} output(s) "
-                f"per sample: build it with {top + 1} outputs, one score per class"
-            )
-        return
-    want = tuple(y.shape[1:]) or (1,)
-    got = tuple(out.shape[1:]) or (1,)
-    if got != want:
-        raise ValueError(
-            f"regression targets have shape (n, {', '.join(map(str, want))}) but the model "
-            f"outputs (n, {', '.join(map(str, got))}): make its output match the target"
-        )

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from explorer.data import check_model_fits, user_task
+from explorer.data import user_task
+from explorer.train import Trainer
 
 
 def _xy(n: int = 50, d: int = 3):
@@ -61,17 +62,18 @@ def test_bad_data_is_refused_with_what_is_wrong(data, kw, message):
         user_task(data, **kw)
 
 
-def test_check_model_fits_names_the_mismatch():
+def test_a_model_that_does_not_fit_your_data_is_named_before_training():
+    # (one check, the Trainer's: explorer.validation.check_model_outputs)
     x, _ = _xy()
     t = user_task((x, np.arange(50) % 4))
-    check_model_fits(torch.nn.Linear(3, 4), t)
+    Trainer(torch.nn.Linear(3, 4), t)
     with pytest.raises(ValueError, match=r"labels go up to 3 \(4 classes\) but the model gives 3"):
-        check_model_fits(torch.nn.Linear(3, 3), t)
+        Trainer(torch.nn.Linear(3, 3), t)
     with pytest.raises(ValueError, match=r"cannot take the task's inputs of shape \(n, 3\)"):
-        check_model_fits(torch.nn.Linear(5, 4), t)
+        Trainer(torch.nn.Linear(5, 4), t)
     r = user_task((x, np.stack([x[:, 0], x[:, 1]], 1).astype(np.float64)))
-    check_model_fits(torch.nn.Linear(3, 2), r)
+    Trainer(torch.nn.Linear(3, 2), r)
     with pytest.raises(
         ValueError, match=r"targets have shape \(n, 2\) but the model outputs \(n, 1\)"
     ):
-        check_model_fits(torch.nn.Linear(3, 1), r)
+        Trainer(torch.nn.Linear(3, 1), r)

@@ -242,6 +242,24 @@ def test_zero_shot_stitching_relative_beats_absolute(rng):
     assert list(frame.columns) == ["space", "metric", "value"]
 
 
+def test_zero_shot_stitching_centred_survives_a_shift(rng):
+    n = 600
+    labels = rng.integers(0, 3, n)
+    za = rng.standard_normal((3, 8))[labels] * 3.0 + rng.standard_normal((n, 8))
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    zb = 2.0 * za @ q  # rotated and rescaled …
+    za = za + 10.0 * rng.standard_normal(8)  # … and A shifted far from the origin
+
+    def score(centre: bool) -> float:
+        frame = al.zero_shot_stitching(za, zb, labels, anchors=32, seed=0, centre=centre)
+        return float(frame.set_index(["space", "metric"])["value"]["relative", "stitching_score"])
+
+    assert score(True) == pytest.approx(1.0, abs=1e-9)
+    assert score(False) < 0.9  # plain cosine is not translation invariant (0.33–0.82 over 6 draws)
+    with pytest.raises(TypeError, match="centre"):
+        al.zero_shot_stitching(za, zb, labels, centre="yes")
+
+
 def test_linear_predictivity_and_linearity(rng):
     x = rng.standard_normal((200, 6))
     y = x @ rng.standard_normal((6, 4)) + 0.01 * rng.standard_normal((200, 4))

@@ -17,7 +17,14 @@ from explorer.analysis.alignment.cca import as_float64
 from explorer.analysis.pooling import Pool
 from explorer.device import as_numpy
 from explorer.frames import tidy
-from explorer.validation import check_array, check_labels, check_number, check_paired, check_seed
+from explorer.validation import (
+    check_array,
+    check_flag,
+    check_labels,
+    check_number,
+    check_paired,
+    check_seed,
+)
 
 __all__ = ["relative_representation", "zero_shot_stitching"]
 
@@ -57,6 +64,7 @@ def zero_shot_stitching(
     *,
     anchors: Any = 64,
     train_fraction: float = 0.5,
+    centre: bool = False,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Stitch encoder A to a decoder trained on B, with absolute and with relative coordinates.
@@ -65,6 +73,8 @@ def zero_shot_stitching(
     labels: (n,) classes. A logistic-regression decoder is fitted on B's training split (on
     absolute latents, and on relative ones), then scored on B's and on A's test split.
     ``anchors``: indices of anchor samples (from the training split), or how many to draw.
+    ``centre=True``: relative coordinates centred on each space's anchor mean (see
+    :func:`relative_representation`), so a shift of one latent space does not change them.
     Returns a tidy frame: space ∈ {absolute, relative}, metric ∈ {acc_b_to_b, acc_a_to_b,
     stitching_score = acc_a_to_b / acc_b_to_b}. Absolute stitching needs d_a = d_b.
     """
@@ -75,6 +85,7 @@ def zero_shot_stitching(
     train_fraction = check_number(
         train_fraction, "train_fraction", low=0.0, high=1.0, low_open=True, high_open=True
     )
+    centre = check_flag(centre, "centre")
     rng = np.random.default_rng(check_seed(seed))
     order = rng.permutation(len(y))
     n_train = int(round(train_fraction * len(y)))
@@ -96,8 +107,8 @@ def zero_shot_stitching(
             )
     spaces = {
         "relative": (
-            relative_representation(za, za[anchor_idx]),
-            relative_representation(zb, zb[anchor_idx]),
+            relative_representation(za, za[anchor_idx], centre=centre),
+            relative_representation(zb, zb[anchor_idx], centre=centre),
         )
     }
     if za.shape[1] == zb.shape[1]:

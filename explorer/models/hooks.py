@@ -12,12 +12,14 @@ import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules import module as _module_internals
 from torch.utils.hooks import RemovableHandle
 
 from explorer.device import DeviceLike, resolve_device
+from explorer.validation import check_model_inputs
 
 __all__ = ["ActivationCache", "HookPoint", "capture", "capture_stream", "hook_names"]
 
@@ -187,11 +189,19 @@ def capture(
     keyword arguments. ``names``: module names or glob patterns (``"blocks.*.attn.hook_pattern"``);
     ``None`` captures every :class:`HookPoint`. Tensors are moved to ``device`` (``None`` keeps
     them where they are) and cast to ``dtype``; with ``detach=False`` gradients flow through the
-    cached tensors. A module called several times keeps its last output.
+    cached tensors. A module called several times keeps its last output. A numpy array or a
+    float tensor is checked first (real and finite: TypeError/ValueError) and cast to the
+    model's dtype; integer tensors (token ids) pass as they are.
     """
     modules = _resolve(model, names)
     target = None if device is None else resolve_device(device)
     cache: dict[str, torch.Tensor] = {}
+    if isinstance(inputs, np.ndarray) or (
+        isinstance(inputs, torch.Tensor)
+        and not inputs.requires_grad  # attribution's inputs keep their graph
+        and (inputs.is_floating_point() or inputs.is_complex() or inputs.dtype == torch.bool)
+    ):  # real and finite, in the model's dtype (float64 data into a float32 model works)
+        inputs = check_model_inputs(inputs, model)
 
     def store(name: str, t: torch.Tensor) -> None:
         t = t.detach() if detach else t

@@ -222,10 +222,12 @@ class Trainer:
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("the model has no trainable parameters")
-        targets = {"y_train": self.data["y_train"], "y_test": self.data["y_test"]}
-        check_model_outputs(
-            self.model, self.data["x_train"], targets, self.loss_name, ignore=IGNORE
-        )
+        for split in ("train", "test"):  # the test split too: evaluation must not fail later
+            if len(self.data[f"x_{split}"]):
+                check_model_outputs(
+                    self.model, self.data[f"x_{split}"], {f"y_{split}": self.data[f"y_{split}"]},
+                    self.loss_name, ignore=IGNORE,
+                )  # fmt: skip
         self.optimizer = build_optimizer(list(self.model.parameters()), self.config)
         self._good = GoodState(self.model, self.optimizer)
         window = self.config.explode_window
@@ -405,14 +407,22 @@ class Trainer:
         ``train_loss``/``test_loss`` (and ``train_acc``/``test_acc``) every ``eval_every``
         steps. Raises :class:`TrainingDiverged` after restoring the last good state."""
         t0 = time.perf_counter()
-        x, y = self._next_batch()
-        if self._dropout_rng is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(self._dropout_rng)
+        position = (self._order, self._cursor, self._batch_gen.get_state())
+        try:
+            x, y = self._next_batch()
+            if self._dropout_rng is not None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.set_rng_state(self._dropout_rng)
+                    metrics = self._forward_backward(x, y)
+                    self._dropout_rng = torch.get_rng_state()
+            else:
                 metrics = self._forward_backward(x, y)
-                self._dropout_rng = torch.get_rng_state()
-        else:
-            metrics = self._forward_backward(x, y)
+        except TrainingDiverged:
+            raise
+        except BaseException:  # the model raised (or an interrupt) before any update: the
+            self._order, self._cursor = position[0], position[1]  # batch is not consumed
+            self._batch_gen.set_state(position[2])
+            raise
         self.global_step += 1
         self.diverged = None
         if self.global_step % self.config.eval_every == 0 or self.global_step == 1:
@@ -590,8 +600,9 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def predict(self, x: Any, *, batch_size: int = 8192) -> torch.Tensor:
-        """Model outputs for inputs ``x`` (eval mode, no gradients), on the trainer's device."""
-        xt = _as_input(x, self.device)
+        """Model outputs for inputs ``x`` (eval mode, no gradients), on the trainer's device.
+        ``x`` must be real and finite (a NaN input would give NaN outputs)."""
+        xt = _as_input(check_array(x, "x", min_ndim=1), self.device)
         was_training = self.model.training
         self.model.eval()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -149,3 +150,19 @@ def test_model_without_hook_points_needs_names():
         capture(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2))
     cache = capture(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), torch.randn(1, 2), ["1"])
     assert torch.all(cache["1"] >= 0)
+
+
+def test_array_inputs_are_checked_and_cast_to_the_models_dtype():
+    """Issue 19: float64 data raised torch's "mat1 and mat2 must have the same dtype"; complex
+    or NaN inputs ran through."""
+    model = MLP(in_dim=2, out_dim=3)
+    x = np.random.default_rng(0).standard_normal((5, 2))  # numpy's float64
+    got = capture(model, x, ["hook_out"])["hook_out"]
+    want = capture(model, torch.as_tensor(x, dtype=torch.float32), ["hook_out"])["hook_out"]
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="complex"):
+        capture(model, x + 1j)
+    with pytest.raises(ValueError, match="NaN"):
+        capture(model, np.where(np.eye(5, 2) > 0, np.nan, x))
+    tokens = torch.tensor([[1, 2, 3]])  # integer ids pass as they are
+    assert capture(Transformer(vocab_size=8), tokens).output.shape[:2] == (1, 3)

@@ -588,3 +588,37 @@ def test_restoring_onto_other_training_data_warns_and_starts_a_fresh_shuffle(tmp
     with pytest.warns(ExplorerWarning, match="fresh shuffle"):
         b.restore(path)
     assert b.global_step == 3 and math.isfinite(b.step()["loss"])
+
+
+class _Flaky(nn.Module):
+    """An MLP whose forward raises while ``fail`` is set (a user's module with a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net, self.fail = mlp(), False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fail and self.training:
+            raise RuntimeError("boom")
+        return self.net(x)
+
+
+def test_a_step_that_raises_consumes_no_batch_and_changes_nothing():
+    t, twin = (Trainer(lambda: _Flaky(), xor_task(), batch_size=16) for _ in range(2))
+    list(t.run(3))
+    list(twin.run(3))
+    t.model.fail = True
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="boom"):
+            t.step()
+    assert t.global_step == 3 and len(t.history) == 3
+    t.model.fail = False
+    assert _losses(list(t.run(9))) == _losses(list(twin.run(9)))  # same batches from here on
+    assert torch.equal(params_of(t.model), params_of(twin.model))
+
+
+def test_a_test_split_the_model_cannot_take_is_refused_before_training():
+    task = xor_task()
+    task.x_test = np.zeros((len(task.y_test), 3), np.float32)  # evaluation would fail at step 1
+    with pytest.raises(ValueError, match=r"inputs of shape \(n, 3\)"):
+        Trainer(mlp, task)

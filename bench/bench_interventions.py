@@ -20,6 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's patching loops print progress bars
 
 import warnings
 

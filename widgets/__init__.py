@@ -27,6 +27,7 @@ _LABS = {
     "SpectrumLab": "widgets.spectrum",
     "GeometryLab": "widgets.geometry",
     "AlignmentLab": "widgets.alignment",
+    "ProbeLab": "widgets.probe",
 }
 __all__ = ["HeatmapGrid", "__version__", "export", "export_table", *_LABS]
 del _theme

@@ -267,3 +267,21 @@ def test_minilm_integrated_gradients_complete_and_sites_mapped():
     out = iv.ablate(lm, text, "blocks.2.attn.hook_z", head=[0, 5])
     assert (out.last_hidden_state - run.output.last_hidden_state).abs().max() > 1e-4
     assert hooks_on(lm) - before == set()
+
+
+def test_probe_lab_on_a_causal_lm_folder(folders):
+    from widgets.probe import ProbeLab
+
+    clean = ["Four score and seven years ago our", "We hold these men to be self-evident"]
+    corrupted = ["Four score and nine years ago our", "Four score and five years ago our"]
+    lab = ProbeLab((folders["gpt2"], clean), clean=clean, corrupted=[*corrupted[::-1], "x"])
+    assert "rows" in str(lab.last_error)  # 2 clean rows, 3 corrupted: said, nothing drawn
+    lab.close()
+    lab = ProbeLab((folders["gpt2"], clean), clean=clean, corrupted=corrupted)
+    assert lab.last_error is None, lab.last_error
+    assert lab.views == ("patching", "intervention", "attribution", "logit_lens")
+    assert lab.metric == "logit_diff" and lab.patching.attrs["forwards"] == 2 + 2
+    assert lab.row_select.options[0][0].startswith("0: Four")
+    lab.tabs.selected_index = 3
+    assert set(lab.lens.layer) == {0, 1, 2} and lab.last_error is None
+    lab.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import nbformat
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "browser"
@@ -18,6 +22,23 @@ class LabSession:
         self.url = url
         self.page_errors: list[str] = []
         page.on("pageerror", lambda err: self.page_errors.append(str(err)))
+
+    def write_notebook(self, name: str, cells: Sequence[str]) -> str:
+        """Write a notebook of ``cells`` (code) to the server as ``name``; returns ``name``."""
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
+        req = urllib.request.Request(
+            f"{self.url}/api/contents/{name}", data=body, method="PUT",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=30):
+            return name
 
     def open(self, notebook: str, timeout_s: float = 90) -> None:
         """Open ``notebook`` (relative to notebooks/) and wait for an idle kernel."""

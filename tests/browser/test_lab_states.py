@@ -13,11 +13,8 @@ and a screenshot of the lab is saved under ``artifacts/browser/states/``.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
-import nbformat
 from labsession import LabSession
 
 SETUP = """\
@@ -66,23 +63,6 @@ TASKS: list[tuple[str, str, list[str], list[str]]] = [
 ALWAYS = [".xp-training-task", ".xp-training-lr", ".xp-training-batch-size", ".xp-lab-export"]
 
 
-def _write_notebook(url: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
-    req = urllib.request.Request(
-        f"{url}/api/contents/labs_states.ipynb", data=body, method="PUT",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=30):
-        return "labs_states.ipynb"
-
-
 def _check(lab: LabSession, root: Any, name: str, visible=(), hidden=()) -> None:  # type: ignore[no-untyped-def]
     lab.page.wait_for_timeout(400)  # let the last comm messages render
     problems = lab.layout_problems(root, visible, hidden)
@@ -90,9 +70,9 @@ def _check(lab: LabSession, root: Any, name: str, visible=(), hidden=()) -> None
     assert not problems, f"{name}: {problems}"
 
 
-def test_every_lab_through_every_control_state(lab: LabSession, lab_server: str) -> None:
+def test_every_lab_through_every_control_state(lab: LabSession) -> None:
     lab.page.set_viewport_size({"width": 1400, "height": 2200})  # whole labs in the screenshots
-    lab.open(_write_notebook(lab_server))
+    lab.open(lab.write_notebook("labs_states.ipynb", CELLS))
     lab.run_all(timeout_s=300)
     page = lab.page
     labs = {

@@ -6,11 +6,8 @@ reaching the kernel, the step slider, and an export from the bar. Screenshots of
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
-import nbformat
 from labsession import LabSession
 
 CELLS = [
@@ -50,23 +47,6 @@ AXIS_PROBLEMS = """(root) => {
 }"""
 
 
-def _write_notebook(url: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
-    req = urllib.request.Request(
-        f"{url}/api/contents/probe_lab.ipynb", data=body, method="PUT",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=30):
-        return "probe_lab.ipynb"
-
-
 def _check(lab: LabSession, root: Any, name: str, visible: list[str]) -> None:
     lab.page.wait_for_timeout(400)  # let the last comm messages render
     problems = lab.layout_problems(root, visible) + root.evaluate(AXIS_PROBLEMS)
@@ -74,9 +54,9 @@ def _check(lab: LabSession, root: Any, name: str, visible: list[str]) -> None:
     assert not problems, f"{name}: {problems}"
 
 
-def test_probe_lab_in_jupyterlab(lab: LabSession, lab_server: str) -> None:
+def test_probe_lab_in_jupyterlab(lab: LabSession) -> None:
     lab.page.set_viewport_size({"width": 1400, "height": 1800})
-    lab.open(_write_notebook(lab_server))
+    lab.open(lab.write_notebook("probe_lab.ipynb", CELLS))
     lab.run_all(timeout_s=240)
     page = lab.page
     root = page.locator(".xp-probe-lab").first

@@ -111,7 +111,10 @@ class ProbeLab(Lab):
         self.site: dict[str, int] | None = None
         self._clean: Any = None
         self._corrupted: Any = None
+        self._targets: torch.Tensor | None = None
+        self.metric: str = metric or "logit_diff"
         self._read_args: dict[str, Any] = {}
+        self._display_pos = torch.zeros(0, dtype=torch.long)
         self._sweep: pd.DataFrame | None = None
         self._effect: pd.DataFrame | None = None
         self._attribution: iv.Attribution | None = None

@@ -19,6 +19,7 @@ from torch import nn
 
 from explorer.interventions.run import Index, Intervention, run_with_hooks
 from explorer.interventions.sites import Site
+from explorer.validation import check_array, check_positive_int
 
 __all__ = ["ABLATIONS", "Ablation", "ablate"]
 
@@ -46,8 +47,9 @@ class Ablation(Intervention):
         super().__init__(site, head=head, position=position, neurons=neurons)
         if method not in ABLATIONS:
             raise ValueError(f"method must be one of {ABLATIONS}, got {method!r}")
+        seed = check_positive_int(seed, "seed", minimum=0)
         if direction is not None:
-            direction = torch.as_tensor(direction).detach()
+            direction = torch.as_tensor(check_array(direction, "direction", finite=False)).detach()
             if direction.ndim != 1 or not torch.isfinite(direction).all():
                 raise ValueError("direction must be a finite 1-D vector (d,)")
             norm = float(direction.norm())

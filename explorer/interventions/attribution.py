@@ -31,6 +31,7 @@ from explorer.errors import optional_import
 from explorer.interventions.metrics import logits_of
 from explorer.interventions.run import batch_size, prepare_inputs, repeat_batch, token_strings
 from explorer.models.hooks import _call
+from explorer.validation import check_positive_int
 
 __all__ = ["ATTRIBUTIONS", "Attribution", "attribute"]
 
@@ -94,6 +95,8 @@ def _target_fn(target: Target, position: int) -> Callable[[Any], torch.Tensor]:
     if callable(target):
         return target
     ids = torch.as_tensor(target).reshape(-1)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool or not ids.numel():
+        raise TypeError(f"target must be class / token id(s) or a callable, got {target!r}")
 
     def read(output: Any) -> torch.Tensor:
         logits = logits_of(output)
@@ -101,6 +104,11 @@ def _target_fn(target: Target, position: int) -> Callable[[Any], torch.Tensor]:
             logits = logits[:, position]
         if logits.ndim != 2:
             raise ValueError(f"expected logits (B, V) or (B, T, V), got {tuple(logits.shape)}")
+        if int(ids.min()) < 0 or int(ids.max()) >= logits.shape[1]:
+            raise ValueError(
+                f"target ids must lie in [0, {logits.shape[1]}) (the model's outputs), got "
+                f"{ids.tolist()[:5]}"
+            )
         n = logits.shape[0]
         col = ids.expand(n) if ids.numel() == 1 else ids.repeat(n // ids.numel())
         return logits.gather(1, col.to(logits.device)[:, None])[:, 0]
@@ -196,6 +204,7 @@ def attribute(
         raise ValueError(f"method must be one of {ATTRIBUTIONS}, got {method!r}")
     captum = optional_import("captum.attr", "attribution", package="captum")
     batch = prepare_inputs(model, inputs)
+    n_steps = check_positive_int(n_steps, "n_steps")
     read = _target_fn(target, position)
     main = batch["input_ids"] if isinstance(batch, dict) else batch
     tokens = not torch.is_floating_point(main)

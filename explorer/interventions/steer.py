@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from explorer.interventions.run import Index, Intervention, run_with_hooks
+from explorer.validation import check_array, check_number
 
 __all__ = ["Steering", "steer", "steering_vector"]
 
@@ -31,12 +32,10 @@ class Steering(Intervention):
         position: Index = None,
     ) -> None:
         super().__init__(site, head=head, position=position)
-        vector = torch.as_tensor(vector).detach()
+        vector = torch.as_tensor(check_array(vector, "vector", finite=False)).detach()
         if vector.ndim != 1 or not torch.isfinite(vector).all():
             raise ValueError(f"vector must be a finite 1-D tensor, got shape {tuple(vector.shape)}")
-        if not isinstance(scale, (int, float)) or scale != scale:
-            raise ValueError(f"scale must be a number, got {scale!r}")
-        self.vector, self.scale = vector, float(scale)
+        self.vector, self.scale = vector, check_number(scale, "scale")
 
     def edit(self, act: torch.Tensor) -> torch.Tensor:
         if self.vector.shape[0] != act.shape[-1]:

@@ -523,6 +523,40 @@ def test_every_task_generator_refuses_bad_parameters() -> None:
     assert tried > 500 and accepted == []
 
 
+def test_interventions_refuse_bad_parameters() -> None:
+    """The intervention functions' parameters (issue 19): a fractional seed raised torch's
+    RuntimeError, n_steps=0 Captum's AssertionError, a target id beyond the vocabulary an index
+    error inside the model's logits, a complex steering vector was added as its real part."""
+    import explorer.interventions as iv
+    from explorer.models import Transformer, TransformerConfig
+
+    model = Transformer(TransformerConfig(vocab_size=12, n_ctx=8, d_model=16, n_heads=2))
+    tokens = torch.randint(0, 12, (3, 6), generator=torch.Generator().manual_seed(0))
+    site = "blocks.0.hook_resid_pre"
+    bad = {
+        "ablate(seed=1.5)": lambda: iv.ablate(model, tokens, site, method="resample",
+                                               reference=tokens, seed=1.5),
+        "ablate(direction=complex)": lambda: iv.ablate(model, tokens, site,
+                                                        direction=torch.ones(16) + 1j),
+        "steer(vector=complex)": lambda: iv.steer(model, tokens, site, torch.ones(16) + 1j),
+        "steer(scale=True)": lambda: iv.steer(model, tokens, site, torch.ones(16), scale=True),
+        "attribute(n_steps=0)": lambda: iv.attribute(model, tokens, target=1, n_steps=0),
+        "attribute(target=99)": lambda: iv.attribute(model, tokens, target=99, n_steps=2),
+        "attribute(target=1.5)": lambda: iv.attribute(model, tokens, target=1.5, n_steps=2),
+    }  # fmt: skip
+    unclear = {}
+    for label, call in bad.items():
+        try:
+            call()
+            unclear[label] = "accepted"
+        except (ValueError, TypeError):
+            continue
+        except Exception as err:  # the census records what leaked
+            unclear[label] = f"{type(err).__name__}: {err}"
+    assert unclear == {}
+    assert np.isfinite(iv.attribute(model, tokens, target=1, n_steps=2).values).all()
+
+
 # ------------------------------------------------------------------------------ scale
 
 # Measures that do not depend on the overall scale of the named inputs (scaled together):

@@ -126,3 +126,18 @@ def test_bad_input_is_said(trained):
     lab = ProbeLab((linear, torch.zeros(4, 2)))
     assert lab.last_error and "attention heads" in lab.last_error
     lab.close()
+
+
+def test_follows_a_training_lab_and_its_saved_run(tmp_path):
+    from widgets import TrainingLab
+
+    tl = TrainingLab("copy", record_every=10, out_dir=tmp_path)
+    tl.step(20)
+    live = ProbeLab(tl, n_inputs=8)
+    run = ProbeLab(tl.save(), n_inputs=8)  # the run directory: model rebuilt from its checkpoint
+    assert live.last_error is None and run.last_error is None, (live.status, run.status)
+    assert run.step == live.step == 20
+    pd.testing.assert_frame_equal(run.patching, live.patching)
+    for lab in (live, run):
+        lab.close()
+    tl.close()

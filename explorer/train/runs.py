@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 import warnings
@@ -61,10 +60,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from explorer.frames import tidy
 from explorer.models.observe import model_at
 from explorer.models.registry import build_model, config_to_dict, model_kind
-from explorer.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from explorer.train.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomically,
+)
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.probes import Probe
 from explorer.train.recorders import Snapshot
@@ -85,17 +88,10 @@ class RunError(ValueError):
 
 # ---------------------------------------------------------------------- small file helpers
 def _atomic(path: Path, write: Callable[[str], object]) -> Path:
-    """Write through ``write(tmp_path)`` to a temporary file next to ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``write(tmp)`` then rename over ``path``, through explorer's one atomic writer; no fsync
+    (snapshots and history are rewritten often; a killed writer leaves the previous file whole,
+    and checkpoints are fsynced by :func:`save_checkpoint` itself)."""
+    return write_atomically(path, write, fsync=False)
 
 
 def _write_json(path: Path, data: Any) -> Path:
@@ -343,16 +339,21 @@ class RunWriter:
 
 
 def _history_frame(history: list[Mapping[str, float]]) -> pd.DataFrame:
-    frame = tidy(
-        {"step": int(m["step"]), "metric": k, "value": float(v)}
-        for m in history
-        for k, v in m.items()
-        if k != "step"
-    )
-    if frame.empty:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype=str),
-                             "value": pd.Series(dtype="float64")})  # fmt: skip
-    return frame
+    """Tidy ``step, metric, value`` rows of a trainer's history (columns built directly: a
+    500-step history in ~1 ms, rewritten at every snapshot of a followed sweep)."""
+    steps: list[int] = []
+    metrics: list[str] = []
+    values: list[float] = []
+    for m in history:
+        step = int(m["step"])
+        for k, v in m.items():
+            if k != "step":
+                steps.append(step)
+                metrics.append(k)
+                values.append(float(v))
+    return pd.DataFrame({"step": np.array(steps, dtype=np.int64),
+                         "metric": pd.Series(metrics, dtype=str),
+                         "value": np.array(values, dtype=np.float64)})  # fmt: skip
 
 
 # ---------------------------------------------------------------------- reading

@@ -44,9 +44,12 @@ def test_alignment_lab_in_jupyterlab(lab: LabSession) -> None:
             break
     assert tip.is_visible(), "no heatmap cell under the pointer"
     canvas.click(position=position)  # the bottom-right cell
+    # the click hit a cell (the page marks it at once); the kernel then draws the pair view —
+    # 30 s for a 2-core CI machine where the kernel may still be busy with the MiniLM lab below
+    live.locator(".xp-grid-cell[data-marked]").wait_for(timeout=30_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.xp-alignment-lab .gtitle')].some(t => t.textContent.includes('Procrustes-aligned'))",
-        timeout=15_000,
+        timeout=30_000,
     )
     pair = lab.kernel("print(*live.selected_pair[:2])").split()
     assert len(pair) == 2 and all(p.startswith("L") for p in pair)  # a pair of hidden layers

@@ -308,12 +308,13 @@ class AlignmentLab(Lab):
 
     # ================================================================== UI
     def _build(self, metric: str) -> None:
+        # wide enough to show "angular Procrustes distance (rad) [procrustes]" whole
         self._metric = W.Dropdown(
             options=[(f"{spec.label} [{k}]", k) for k, spec in METRICS.items()],
-            value=metric, description="Metric",
+            value=metric, description="Metric", layout=W.Layout(width="430px"),
         )  # fmt: skip
-        self._rows = W.Dropdown(description="Rows")
-        self._cols = W.Dropdown(description="Columns")
+        self._rows = W.Dropdown(description="Rows", layout=W.Layout(width="220px"))
+        self._cols = W.Dropdown(description="Columns", layout=W.Layout(width="220px"))
         for w in (self._metric, self._rows, self._cols):
             w.add_class(f"xp-alignment-{w.description.lower()}")
             w.observe(lambda _: self._quiet or self._redraw(), names="value")

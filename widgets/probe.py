@@ -1,13 +1,14 @@
 """ProbeLab: touch a model to test what its maps suggest — the activation-patching map (layer ×
-position, layer × head) with click-through to a site, ablating or patching a head picked on
-the attention grid, attribution of the output to the input tokens, and the logit lens — of any
-source's snapshots (a TrainingLab, a Recorder, a run directory, a model on your inputs, a
-Hugging Face model folder with texts), with the step slider of the lab protocol
+position, layer × head) with click-through to a site, ablating, patching or steering a head
+picked on the attention grid, attribution of the output to the input tokens, and the logit
+lens — of any source's snapshots (a TrainingLab, a Recorder, a run directory, a model on your
+inputs, a Hugging Face model folder with texts), with the step slider of the lab protocol
 (:mod:`widgets._lab`).
 
 Every view is one call of :mod:`explorer.interventions` drawn by :mod:`widgets.figures.probe`:
-``patching_sweep`` → ``patching_figure``, ``ablate``/``patch`` → ``output_change_figure``,
-``attribute`` → ``attribution_tokens_figure``, ``logit_lens`` → ``logit_lens_figure``.
+``patching_sweep`` → ``patching_figure``, ``ablate``/``patch``/``steer`` →
+``output_change_figure``, ``attribute`` → ``attribution_tokens_figure``, ``logit_lens`` →
+``logit_lens_figure``.
 
 What is measured (``metric``) and on what:
 - ``clean`` inputs (default: the source's test sequences, or its texts) and ``corrupted`` ones
@@ -51,7 +52,7 @@ SWEEPS = {  # menu label → (site, by)
     "heads × position": ("z", "head_position"),
 }
 ACTIONS = {"zero ablation": "zero", "mean ablation": "mean", "resample ablation": "resample",
-           "patch from clean": "patch"}  # fmt: skip
+           "patch from clean": "patch", "steer to clean": "steer"}  # fmt: skip
 METHODS = {"integrated gradients": "integrated_gradients", "gradient × input": "gradient_x_input",
            "saliency": "saliency", "occlusion": "occlusion"}  # fmt: skip
 _METRIC_LABELS = {"logit_diff": "logit difference", "probability": "probability",
@@ -71,10 +72,11 @@ class ProbeLab(Lab):
 
     ``source``: a TrainingLab, Recorder, run directory, ``(model, inputs)`` or
     ``(hf_folder_or_model, texts)``; ``clean``/``corrupted``: token ids (B, T) or texts;
+    ``answer``/``wrong``/``position``/``metric``: the read-out (see the module docstring);
     ``align``: ``"left"``/``"right"`` pairs clean and corrupted inputs of different lengths
-    (see ``iv.patch``); ``n_inputs``: rows taken from the source's test split. ``vocab`` names explorer's tokens
-    (default: the task's vocabulary). Selection: :attr:`site` (patching map click),
-    :attr:`layer`/:attr:`head` (attention grid click), :attr:`row` (the input shown).
+    (see ``iv.patch``); ``n_inputs``: rows taken from the source's test split; ``vocab`` names
+    explorer's tokens (default: the task's vocabulary). Selection: :attr:`site` (patching map
+    click), :attr:`layer`/:attr:`head` (attention grid click), :attr:`row` (the input shown).
     """
 
     kind = "probe"
@@ -141,6 +143,9 @@ class ProbeLab(Lab):
         self.action = W.ToggleButtons(options=list(ACTIONS), description="do",
                                       style={"button_width": "160px"})  # fmt: skip
         self.action.add_class("xp-probe-action")
+        self.scale = W.FloatSlider(value=1.0, min=-4.0, max=8.0, step=0.5, description="scale",
+                                   continuous_update=False, layout=W.Layout(display="none"))  # fmt: skip
+        self.scale.add_class("xp-probe-scale")
         self.effect_html = W.HTML()
         self.effect_html.add_class("xp-probe-effect")
         self.change = go.FigureWidget()
@@ -161,7 +166,7 @@ class ProbeLab(Lab):
         self.tabs = W.Tab(
             children=[
                 W.VBox([self.sweep_select, W.HBox([self.patch_grid, self.site_change], layout=_WRAP)]),
-                W.VBox([self.action, W.HBox([self.head_grid, W.VBox([self.effect_html, self.change])],
+                W.VBox([self.action, self.scale, W.HBox([self.head_grid, W.VBox([self.effect_html, self.change])],
                                             layout=_WRAP)]),
                 W.VBox([self.method, self.attribution_fig]),
                 W.VBox([self.lens_color, self.lens_fig]),
@@ -173,7 +178,8 @@ class ProbeLab(Lab):
         self.sweep_select.observe(lambda _c: self._redraw("patching", reset=True), "value")
         self.patch_grid.observe(self._on_patch_cell, "clicked_cell")
         self.head_grid.observe(self._on_head_tile, "selected")
-        self.action.observe(lambda _c: self._redraw("intervention", reset=True), "value")
+        self.action.observe(self._on_action, "value")
+        self.scale.observe(lambda _c: self._redraw("intervention", reset=True), "value")
         self.method.observe(lambda _c: self._redraw("attribution", reset=True), "value")
         self.lens_color.observe(lambda _c: self._redraw("logit_lens"), "value")
         self.row_select.observe(self._on_row, "value")
@@ -306,7 +312,7 @@ class ProbeLab(Lab):
     @property
     def selection(self) -> dict[str, Any]:
         return {"layer": self.layer, "head": self.head, "row": self.row, "site": self.site,
-                "sweep": self.sweep_select.value, "action": ACTIONS[self.action.value],
+                "sweep": self.sweep_select.value, "action": ACTIONS[self.action.value], "scale": self.scale.value,
                 "method": METHODS[self.method.value], "step": self.step}  # fmt: skip
 
     @property
@@ -383,6 +389,10 @@ class ProbeLab(Lab):
             kw = {"head": h, "position": c}
         self._guard(lambda: self.select_site(r, **kw))
 
+    def _on_action(self, change: Any) -> None:
+        self.scale.layout.display = "" if ACTIONS[change.new] == "steer" else "none"
+        self._redraw("intervention", reset=True)
+
     def _on_head_tile(self, change: Any) -> None:
         if not self._syncing and change.new >= 0 and self.model is not None:
             self._guard(lambda: self.select_head(*divmod(int(change.new), self._head_shape()[1])))
@@ -414,6 +424,9 @@ class ProbeLab(Lab):
         if action == "patch":
             source = iv.run_with_hooks(model, self._clean, cache=name)[name]
             return iv.Patch(name, source, head=self.head), self._corrupted
+        if action == "steer":  # the head's mean output on clean minus on corrupted
+            v = iv.steering_vector(model, self._clean, self._corrupted, name, head=self.head)
+            return iv.Steering(name, v, self.scale.value, head=self.head), self._corrupted
         ablation = iv.Ablation(name, action, head=self.head)
         if action != "zero":
             ablation.fit(model, self._clean)
@@ -433,7 +446,7 @@ class ProbeLab(Lab):
             model = self._require_model()
             edit, inputs = self._intervention(model)
             read = iv.metric_fn(self.metric, **self._read_args)
-            with self.busy(f"{self.action.value} of L{self.layer} H{self.head}…"), torch.no_grad():
+            with self.busy(f"{self._what()}…"), torch.no_grad():
                 before = iv.run_with_hooks(model, inputs).output
                 after = iv.run_with_hooks(model, inputs, [edit]).output
             rows = []
@@ -636,10 +649,17 @@ class ProbeLab(Lab):
             title=f"input {self.row}: next token with {where} patched from clean",
         )  # fmt: skip
 
+    def _what(self) -> str:
+        """The Intervene tab's action in words."""
+        head = f"L{self.layer} H{self.head}"
+        if ACTIONS[self.action.value] == "steer":
+            return f"steering {head} to clean (×{self.scale.value:g})"
+        return f"{self.action.value} of {head}"
+
     def _draw_effect(self) -> None:
         eff = self.effect
         v = eff.drop_duplicates("run").set_index("run").value
-        what = f"{self.action.value} of L{self.layer} H{self.head}"
+        what = self._what()
         self.effect_html.value = (
             f"<b>{html.escape(what)}</b>: {html.escape(self._metric_label())} "
             f"{v['before']:.3g} → {v['after']:.3g} (mean over {batch_size(self._clean)} inputs)"
@@ -689,8 +709,7 @@ class ProbeLab(Lab):
             after = eff[eff.run == "after"].probability.to_numpy()
             return figs.output_change_figure(
                 before, after, eff[eff.run == "before"].token.tolist(), top=8,
-                names=("before", f"after {self.action.value}"),
-                title=f"input {self.row}: L{self.layer} H{self.head}, {self.action.value}",
+                names=("before", "after"), title=f"input {self.row}: {self._what()}",
             )  # fmt: skip
         if view == "attribution":
             a = self.attribution

@@ -50,13 +50,26 @@ class Steering(Intervention):
 
 
 def steering_vector(
-    model: nn.Module, inputs_a: Any, inputs_b: Any, site: str, *, position: Index = None
+    model: nn.Module,
+    inputs_a: Any,
+    inputs_b: Any,
+    site: str,
+    *,
+    position: Index = None,
+    head: int | None = None,
 ) -> torch.Tensor:
     """Mean activation at ``site`` over ``inputs_a`` minus the mean over ``inputs_b`` (d,),
-    averaged over rows and positions (or at ``position``)."""
+    averaged over rows and positions (or at ``position``); on a head site (B, H, T, d_head),
+    of head ``head`` (d_head,) — steer with ``Steering(site, v, head=head)``."""
 
     def mean(inputs: Any) -> torch.Tensor:
         act = run_with_hooks(model, inputs, cache=site)[site]
+        if head is not None:
+            if act.ndim != 4:
+                raise ValueError(
+                    f"head={head} needs a head site (B, H, T, d_head); {site!r} is not"
+                )
+            act = act[:, head]
         if act.ndim < 3:
             return act.mean(0)
         if position is not None:

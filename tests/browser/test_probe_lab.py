@@ -98,6 +98,9 @@ def test_probe_lab_in_jupyterlab(lab: LabSession) -> None:
     assert f"L{layer} H{head}" in root.locator(".xp-probe-effect").inner_text()
     _check(lab, root, "intervene", [*common, ".xp-probe-action", ".xp-probe-heads .xp-colorbar",
                                     ".xp-probe-change .main-svg"])  # fmt: skip
+    root.get_by_role("button", name="steer to clean").click()
+    root.locator(".xp-probe-effect", has_text="steering").wait_for(timeout=20_000)
+    _check(lab, root, "intervene_steer", [*common, ".xp-probe-scale", ".xp-probe-change .main-svg"])
 
     # Attribution (Captum) and the logit lens: heatmaps with colour bars and axis titles
     root.get_by_role("tab", name="Attribution").click()

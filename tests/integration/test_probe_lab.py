@@ -72,6 +72,14 @@ def test_views_are_the_plain_functions_and_clicks_select(trained, tmp_path):
     assert "mean ablation of L1 H0" in lab.status and "→" in lab.status
     lab.action.value = "patch from clean"
     assert lab.effect.value.iloc[0] == pytest.approx(lab.patching.attrs["corrupted"], rel=1e-6)
+    # steering the head's output to clean (its mean difference, ×2) on the corrupted run
+    lab.action.value = "steer to clean"
+    lab.scale.value = 2.0
+    v = iv.steering_vector(model, x, x.roll(1, 0), "blocks.1.attn.hook_z", head=0)
+    out = iv.steer(model, x.roll(1, 0), "blocks.1.attn.hook_z", v, 2.0, head=0)
+    after = lab.effect[lab.effect.run == "after"].value.iloc[0]
+    assert after == pytest.approx(float(iv.metric_fn("loss", targets=y)(out).mean()), rel=1e-6)
+    assert "steering L1 H0 to clean (×2)" in lab.status
 
     # attribution through Captum: integrated gradients is complete, said in the status
     lab.tabs.selected_index = 2

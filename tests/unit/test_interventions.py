@@ -172,6 +172,11 @@ def test_patch_and_steering_match_reference(model, tokens):
     out = iv.steer(model, corrupted, "blocks.0.hook_resid_post", vec, 3.0, position=-1)
     close(out, reference_forward(model, corrupted, steer_edit)[0])
 
+    head_vec = iv.steering_vector(model, clean, corrupted, "blocks.0.attn.hook_z", head=1)
+    z = clean_seen["blocks.0.attn.hook_z"][:, 1]
+    zc = reference_forward(model, corrupted)[1]["blocks.0.attn.hook_z"][:, 1]
+    close(head_vec, z.reshape(-1, z.shape[-1]).mean(0) - zc.reshape(-1, z.shape[-1]).mean(0))
+
 
 def test_patching_sweep_is_batched_and_equals_single_site_patches(model, tokens):
     """2 layers, 4 heads, T = 32: one batched forward per layer (plus clean and corrupted)."""

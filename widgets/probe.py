@@ -517,7 +517,7 @@ class ProbeLab(Lab):
                 tile_px=int(np.clip(480 // n_heads - 10, 32, 96)),
                 selected=self.layer * n_heads + self.head,
                 caption=f"attention of input {self.row}{self._step_note()}: click a head to "
-                        "ablate or patch it",
+                        "ablate, patch or steer it",
             )  # fmt: skip
         finally:
             self._syncing = False

@@ -386,10 +386,11 @@ class TrainingLab(Lab):
 
     def _restore(self, run: Run, step: int | None) -> None:
         t = self._trainer
-        ck = run.load_checkpoint(step, model=t.model, optimizer=t.optimizer)
-        at = int(ck.state.get("step", 0))
-        t.global_step = at
-        t.history = [h for h in run.history() if int(h["step"]) <= at]
+        path = run.checkpoint_path(step)
+        kept = run.checkpoint_steps[-1] if step is None else int(step)
+        # all or nothing; weights, optimizer, batch order and generators continue exactly
+        t.restore(path, history=[h for h in run.history() if int(h["step"]) <= kept])
+        at = t.global_step
         self.recorder.clear()
         self.recorder.restore(run.snapshot(s) for s in run.steps if s <= at)
         self.recorder.record()

@@ -330,9 +330,12 @@ class RunWriter:
         return _write_json(self.path / "status.json", data)
 
     def save(self, trainer: Any, *, state: str = "running", message: str = "") -> Path:
-        """Checkpoint ``trainer`` (model + optimizer at its step), write its history and
+        """Checkpoint ``trainer`` (model + optimizer at its step, and a :class:`Trainer`'s
+        ``resume_state`` so ``trainer.restore`` continues it exactly), write its history and
         status. Returns the checkpoint path."""
-        out = self.write_checkpoint(trainer.global_step, trainer.model, trainer.optimizer)
+        resume = getattr(trainer, "resume_state", None)  # a Trainer: batch order, generators…
+        position = resume(history=False) if callable(resume) else None
+        out = self.write_checkpoint(trainer.global_step, trainer.model, trainer.optimizer, position)
         self.write_history(trainer.history)
         self.set_status(state, trainer.global_step, message)
         return out
@@ -596,6 +599,16 @@ class Run:
             )
         return model_at(self.template(), snap.params).eval()
 
+    def checkpoint_path(self, step: int | None = None) -> Path:
+        """The checkpoint file at ``step`` (default: the last), e.g. for ``Trainer.restore``."""
+        ckpts = _step_files(self.path / "checkpoints")
+        if not ckpts:
+            raise RunError(f"{self.path} has no checkpoint yet")
+        step = list(ckpts)[-1] if step is None else int(step)
+        if step not in ckpts:
+            raise RunError(f"{self.path} has no checkpoint at step {step}; have {list(ckpts)}")
+        return ckpts[step]
+
     def load_checkpoint(
         self,
         step: int | None = None,
@@ -605,14 +618,9 @@ class Run:
     ) -> Checkpoint:
         """Load the checkpoint at ``step`` (default: the last) into ``model`` (default: a
         fresh one of the run's architecture) and ``optimizer``."""
-        ckpts = _step_files(self.path / "checkpoints")
-        if not ckpts:
-            raise RunError(f"{self.path} has no checkpoint yet")
-        step = list(ckpts)[-1] if step is None else int(step)
-        if step not in ckpts:
-            raise RunError(f"{self.path} has no checkpoint at step {step}; have {list(ckpts)}")
+        path = self.checkpoint_path(step)
         target = model if model is not None else self.template()
-        return load_checkpoint(ckpts[step], target, optimizer=optimizer)
+        return load_checkpoint(path, target, optimizer=optimizer)
 
     # ------------------------------------------------------------------ following
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:

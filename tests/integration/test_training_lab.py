@@ -280,6 +280,10 @@ def test_save_writes_a_run_that_loads_and_continues(lab, tmp_path):
         assert again.controls["width"].value == 8 and again.controls["n"].value == 200
         again.step(5)
         assert t.global_step == 25 and t.history[-1]["step"] == 25
+        lab.step(5)  # the lab that never stopped: the loaded one continues exactly like it
+        assert [h["loss"] for h in t.history[-5:]] == [h["loss"] for h in lab.trainer.history[-5:]]
+        twin = lab.trainer.model.state_dict()
+        assert all(torch.equal(v, twin[k]) for k, v in t.model.state_dict().items())
         again.save()
         assert Run(path).checkpoint_steps == [12, 20, 25]
     finally:

@@ -109,8 +109,8 @@ def patching(b: Bench) -> None:
                 _, cache = tl.run_with_cache(clean)
                 out[:] = [tl_fn(tl, corrupted, cache, tl_metric)]
 
-        row = b.time(f"patching sweep {label}", ours, peer,
-                     peer_name="TransformerLens patching loop", repeat=7)  # fmt: skip
+        row = b.time(f"patching sweep {label}", ours, peer, peer_name="TransformerLens patching loop",
+                     repeat=7 if n_sites <= 64 else 3)  # 256 TL forwards: ~10 s a run  # fmt: skip
         frame, tl_values = ours_result[0], peer_result[0]
         if by == "head_position":  # TL: (layer, pos, head); ours: rows (layer, head, position)
             mine = frame.sort_values(["layer", "position", "head"]).value.to_numpy()

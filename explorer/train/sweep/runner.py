@@ -1,0 +1,303 @@
+"""Run the trials of one config: its seeds batched with vmap (:class:`MultiSeedTrainer`), each
+seed written to its own run directory, resumed from its last checkpoint when one exists.
+
+Both backends call :func:`run_config` (the local pool with all pending seeds of a config, Ray
+with one seed per Tune trial), so they produce the same numbers for the same seeds. Events go
+to ``emit(dict)``: ``{"event": "running" | "progress" | "finished", "trial_id", ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from explorer.analysis.alignment.models import model_representations
+from explorer.models.observe import default_layers
+from explorer.train.config import TaskLike
+from explorer.train.recorders import Recorder
+from explorer.train.runs import Run, RunWriter
+from explorer.train.seeds import MultiSeedTrainer
+from explorer.train.state import TrainingDiverged
+from explorer.train.sweep.plan import SweepPlan, Trial
+from explorer.train.sweep.store import SweepStore, _atomic
+from explorer.train.trainer import Trainer
+
+__all__ = ["Emit", "run_config"]
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+# ---------------------------------------------------------------------- exact resume
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.numpy().tobytes()).decode()
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+def rng_state(trainer: Trainer) -> dict[str, Any]:
+    """The trainer's minibatch order and dropout generator, as JSON (for an exact resume)."""
+    dropout = trainer._dropout_rng
+    return {
+        "batch_rng": _b64(trainer._batch_gen.get_state()),
+        "order": trainer._order.tolist(),
+        "cursor": int(trainer._cursor),
+        "dropout_rng": None if dropout is None else _b64(dropout),
+    }
+
+
+def load_rng_state(trainer: Trainer, state: dict[str, Any]) -> None:
+    trainer._batch_gen.set_state(_unb64(state["batch_rng"]))
+    trainer._order = torch.tensor(state["order"], dtype=torch.long)
+    trainer._cursor = int(state["cursor"])
+    if state.get("dropout_rng") is not None:
+        trainer._dropout_rng = _unb64(state["dropout_rng"])
+
+
+# ---------------------------------------------------------------------- one trial on disk
+class _TrialRun:
+    """One trial's trainer (fresh or resumed), run-directory writer and recorder."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        store: SweepStore,
+        trial: Trial,
+        task: TaskLike,
+        factory: Callable[[int], torch.nn.Module],
+    ) -> None:
+        self.plan, self.store, self.trial = plan, store, trial
+        self.steps = plan.steps_for(trial.config)
+        config = plan.train_config(trial.config, trial.seed)
+        self.trainer = Trainer(factory, task, config)
+        path = store.run_path(trial.trial_id)
+        resume = path.joinpath("run.json").is_file() and bool(Run(path).checkpoint_steps)
+        self.recorder = Recorder(self.trainer, every=plan.record_every, probe="auto")
+        desc = plan.describe_trial(trial)
+        self.writer = RunWriter(
+            path,
+            model=self.trainer.model,
+            task=task,
+            config=config,
+            name=trial.label(),
+            task_spec=desc["task"]["kwargs"] if desc["task"]["source"] == "name" else None,
+            params=desc,
+            probe=self.recorder.probe,
+            exist_ok=True,
+        )
+        if resume:
+            self._resume(Run(path))
+        else:
+            self.record()
+
+    def _resume(self, run: Run) -> None:
+        """Continue from the last checkpoint: weights, optimizer, step, history, batch order."""
+        t = self.trainer
+        ckpt = run.load_checkpoint(model=t.model, optimizer=t.optimizer)
+        step = int(ckpt.state["step"])
+        load_rng_state(t, ckpt.state["rng"])
+        t.global_step = step
+        t.history = [
+            {**{k: v for k, v in row.items() if k != "step"}, "step": int(row["step"])}
+            for row in run.history()
+            if row["step"] <= step
+        ]
+
+    # the trainer holding this seed's current state (replaced after each batched stretch)
+    def update(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.recorder.trainer = trainer
+
+    def record(self) -> None:
+        self.writer.write_snapshot(self.recorder.record())
+        self.recorder.clear()  # the run directory keeps the snapshots; no second copy here
+
+    def checkpoint(self, state: str = "running", message: str = "") -> None:
+        t = self.trainer
+        # history first: a checkpoint is the commit point a resume starts from, and the
+        # history then always reaches it (rows past it are dropped on resume)
+        self.writer.write_history(t.history)
+        self.writer.write_checkpoint(t.global_step, t.model, t.optimizer, {"rng": rng_state(t)})
+        self.writer.set_status(state, t.global_step, message)
+        self.store.update(self.trial.trial_id, step=t.global_step)
+
+    @torch.no_grad()
+    def finish(self) -> dict[str, float]:
+        """Final checkpoint, snapshot and evaluation (test predictions, representations)."""
+        t = self.trainer
+        if t.global_step not in Run(self.writer.path).steps:
+            self.record()
+        self.checkpoint("done")
+        split = "test" if len(t.data["x_test"]) else "train"
+        x = t.data[f"x_{split}"][: self.plan.final_samples]
+        tensors = {
+            "predictions": t.predict(x).float().cpu().contiguous(),
+            "targets": t.data[f"y_{split}"][: len(x)].cpu().contiguous(),
+        }
+        if t.loss_name == "ce":
+            tensors["predictions"] = tensors["predictions"].softmax(-1).contiguous()
+        layers = self.plan.layers
+        if layers is None:
+            try:
+                layers = default_layers(t.model)[-1:]
+            except ValueError:
+                layers = []  # a user model without hook points: predictions only
+        reps = (
+            model_representations(t.model, x.cpu(), layers, pool="mean", short_names=False)
+            if layers
+            else {}
+        )
+        tensors.update({f"reps.{k}": torch.from_numpy(v).contiguous() for k, v in reps.items()})
+        metadata = {"split": split, "loss": t.loss_name, "step": str(t.global_step)}
+        path = self.store.final_path(self.trial.trial_id)
+        _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        final = {}
+        for row in t.history:
+            final.update({k: float(v) for k, v in row.items() if k not in ("step", "seconds")})
+        return final
+
+
+# ---------------------------------------------------------------------- one config
+def run_config(
+    plan: SweepPlan,
+    store: SweepStore,
+    trials: list[Trial],
+    emit: Emit,
+    *,
+    where: dict[str, Any] | None = None,
+) -> None:
+    """Train ``trials`` (one config, several seeds) to the end, writing each to its run
+    directory. A trial that raises is recorded (``diverged`` for :class:`TrainingDiverged`,
+    else ``failed`` with the traceback) and the others go on. ``where`` adds fields to the
+    trial records (e.g. the Ray node)."""
+    if len({t.config_id for t in trials}) != 1:
+        raise ValueError("run_config trains the seeds of one config at a time")
+    started = time.time()
+    for t in trials:
+        store.start(t.trial_id, t.config, t.seed, **(where or {}))
+        emit({"event": "running", "trial_id": t.trial_id})
+    dead: set[str] = set()
+
+    def fail(trial: Trial, err: BaseException, run: _TrialRun | None = None) -> None:
+        dead.add(trial.trial_id)
+        diverged = isinstance(err, TrainingDiverged)
+        state = "diverged" if diverged else "failed"
+        message = f"{type(err).__name__}: {err}"
+        if run is not None:
+            try:
+                run.checkpoint(state, message)  # the last good state, to continue from
+            except Exception:
+                pass  # keep the original error; the record below says what happened
+        store.update(
+            trial.trial_id,
+            state=state,
+            error=message if diverged else "".join(traceback.format_exception(err)),
+            step=0 if run is None else run.trainer.global_step,
+            ended=time.time(),
+        )
+        emit({"event": "finished", "trial_id": trial.trial_id, "state": state, "error": message})
+
+    try:
+        task, factory, _ = plan.build(trials[0].config)
+    except Exception as err:
+        for t in trials:
+            fail(t, err)
+        return
+    runs: list[_TrialRun] = []
+    for t in trials:
+        try:
+            runs.append(_TrialRun(plan, store, t, task, factory))
+        except Exception as err:
+            fail(t, err)
+    steps = plan.steps_for(trials[0].config)
+    batched = True
+    while True:
+        active = [r for r in runs if r.trial.trial_id not in dead and r.trainer.global_step < steps]
+        if not active:
+            break
+        at = min(r.trainer.global_step for r in active)
+        group = [r for r in active if r.trainer.global_step == at]  # resumed at the same step
+        failures = len(dead)
+        if not _advance(plan, group, steps, emit, fail, batched) and len(dead) == failures:
+            batched = False  # the batch failed but every seed steps alone: go on seed by seed
+    for r in runs:
+        if r.trial.trial_id in dead:
+            continue
+        try:
+            final = r.finish()
+        except Exception as err:
+            fail(r.trial, err, r)
+            continue
+        store.update(r.trial.trial_id, state="done", final=final, ended=time.time(),
+                     seconds=time.time() - started)  # fmt: skip
+        emit({"event": "finished", "trial_id": r.trial.trial_id, "state": "done",
+              "value": final.get(plan.metric)})  # fmt: skip
+
+
+def _advance(
+    plan: SweepPlan,
+    group: list[_TrialRun],
+    steps: int,
+    emit: Emit,
+    fail: Callable[..., None],
+    batched: bool,
+) -> bool:
+    """Train ``group`` (trials at one step) to ``steps``: batched with vmap when ``batched``,
+    else one trial after another (a trial that raises is recorded and the others go on).
+    When a batched step raises, each trial takes that step alone (the ones that raise are
+    recorded) and False is returned so the caller regroups the others."""
+    live = list(group)
+    multi = MultiSeedTrainer.from_trainers([r.trainer for r in live]) if batched else None
+    while live and live[0].trainer.global_step < steps:
+        before = live[0].trainer.global_step
+        if multi is None:
+            done = []
+            for r in live:
+                try:
+                    done.append((r, r.trainer.step()))
+                except Exception as err:
+                    fail(r.trial, err, r)
+            live = [r for r, _ in done]
+            _after_step(plan, done, steps, emit)
+            continue
+        try:
+            rows = multi.step()
+        except Exception:
+            done = []
+            for r in live:
+                r.update(multi.seed_trainer(r.trial.seed))
+                try:
+                    done.append((r, r.trainer.step()))
+                except Exception as err:
+                    fail(r.trial, err, r)
+            _after_step(plan, [(r, row) for r, row in done if r.trainer.global_step > before],
+                        steps, emit)  # fmt: skip
+            return False
+        step = multi.global_step
+        if step % plan.record_every == 0 or step % plan.checkpoint_every == 0 or step == steps:
+            for r in live:
+                r.update(multi.seed_trainer(r.trial.seed))
+        _after_step(plan, list(zip(live, rows, strict=True)), steps, emit)
+    return True
+
+
+def _after_step(
+    plan: SweepPlan, done: list[tuple[_TrialRun, dict[str, float]]], steps: int, emit: Emit
+) -> None:
+    """Snapshots, checkpoints and progress events due after a step (the trainers are current)."""
+    for r, row in done:
+        step = int(row["step"])
+        if step % plan.record_every == 0 and step < steps:
+            r.record()
+        if step % plan.checkpoint_every == 0 and step < steps:
+            r.checkpoint()
+        if plan.metric in row:
+            emit({"event": "progress", "trial_id": r.trial.trial_id, "step": step,
+                  "value": float(row[plan.metric])})  # fmt: skip

@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
-EXTRAS ?= hf,dev,projections
+EXTRAS ?= hf,dev,projections,scale
 LAB_PORT ?= 8888
 BIN := $(VENV)/bin
 comma := ,

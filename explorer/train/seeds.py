@@ -287,17 +287,21 @@ class MultiSeedTrainer:
         return out
 
     # ------------------------------------------------------------------ per-seed trainers
-    def seed_trainer(self, seed: int) -> Trainer:
+    def seed_trainer(self, seed: int, *, into: Trainer | None = None) -> Trainer:
         """A :class:`Trainer` holding ``seed``'s current state: weights, optimizer state, step,
         history and minibatch order, so it can be recorded, checkpointed or trained on alone
         (and continues exactly as the batched run would). In vmap mode it is an independent
-        copy; in sequential mode it is the seed's own trainer (stepping it moves this one)."""
+        copy — written ``into`` a trainer of this seed from an earlier call when given (no
+        model or optimizer is built again); in sequential mode it is the seed's own trainer
+        (stepping it moves this one)."""
         if seed not in self.seeds:
             raise ValueError(f"seed {seed!r} is not one of this trainer's seeds {self.seeds}")
         i = self.seeds.index(seed)
         if self.mode == "sequential":
             return self.trainers[i]
-        trainer = Trainer(self.factory, self.task, self.config.with_(seed=seed))
+        if into is not None and (into._source is not self.factory or into.config.seed != seed):
+            raise ValueError("into= must be a trainer of this seed from seed_trainer()")
+        trainer = into or Trainer(self.factory, self.task, self.config.with_(seed=seed))
         with torch.no_grad():
             for mine, stacked in zip(trainer.model.parameters(), self._params, strict=True):
                 mine.copy_(stacked[i])

@@ -4,9 +4,9 @@ that SIGKILLs the worker process of a running trial."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import json
 import signal
 import socket
 import subprocess
@@ -108,7 +108,7 @@ class RayCluster:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        gone, alive = psutil.wait_procs(_procs(pids), timeout=timeout)
+        _, alive = psutil.wait_procs(_procs(pids), timeout=timeout)
         for p in alive:
             try:
                 p.kill()

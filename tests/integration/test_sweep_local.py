@@ -5,10 +5,10 @@ fresh worker), and the numbers equal an in-process run of the same seeds."""
 from __future__ import annotations
 
 import numpy as np
+from sweep_support import WorkerKiller
 
 from explorer.models import MLPConfig
 from explorer.train.sweep import run_sweep
-from sweep_support import WorkerKiller
 
 SWEEP = dict(
     task="spirals",

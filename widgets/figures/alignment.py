@@ -43,10 +43,12 @@ def similarity_heatmaps(
     annotate: bool | None = None,
     title: str | None = None,
     selected: tuple[int, int] | None = None,
+    axis_label: str = "layer",
 ) -> go.Figure:
     """Side-by-side layer × layer heatmaps sharing one colour scale titled ``metric_label``.
 
-    Each panel's y axis is titled with its row model and the x axis with its column model;
+    Each panel's y axis is titled with its row model and the x axis with its column model
+    (followed by ``axis_label``: what the rows and columns are, e.g. "seed");
     layer 0 is at the top-left. ``annotate`` writes values in the cells (default: ≤ 12 × 12).
     ``selected=(i, j)`` outlines row layer i × column layer j (the clicked cell) in every panel.
     """
@@ -84,13 +86,14 @@ def similarity_heatmaps(
             row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_yaxes(
-            title_text=None if shares_y[i] else f"{p.row_model} layer", autorange="reversed",
-            scaleanchor=f"x{i + 1 if i else ''}", constrain="domain", tickmode="array",
-            tickvals=list(range(len(rl))), ticktext=rl, showticklabels=not shares_y[i],
+            title_text=None if shares_y[i] else f"{p.row_model} {axis_label}".strip(),
+            autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", constrain="domain",
+            tickmode="array", tickvals=list(range(len(rl))), ticktext=rl,
+            showticklabels=not shares_y[i],
             row=r + 1, col=c + 1,
         )  # fmt: skip
         fig.update_xaxes(
-            title_text=f"{p.col_model} layer", constrain="domain", tickmode="array",
+            title_text=f"{p.col_model} {axis_label}".strip(), constrain="domain", tickmode="array",
             tickvals=list(range(len(cl))), ticktext=cl, tickangle=-45, row=r + 1, col=c + 1,
         )  # fmt: skip
         if selected is not None and selected[0] < mat.shape[0] and selected[1] < mat.shape[1]:

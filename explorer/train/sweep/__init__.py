@@ -102,6 +102,7 @@ def run_sweep(
     checkpoint_every: int | None = None,
     layers: Sequence[str] | None = None,
     final_samples: int = 512,
+    seeds_per_group: int | None = None,
     backend: str = "local",
     workers: int | None = None,
     max_failures: int = 1,
@@ -135,15 +136,17 @@ def run_sweep(
     skipped; failed and interrupted ones resume from their last checkpoint; new configs and
     seeds are added. A different base (task, model, training config, steps) is refused.
 
-    **Backends.** ``"local"``: configs over ``workers`` processes (default: one per core),
-    the pending seeds of each config batched with vmap in one worker; ``workers=0`` runs in
-    this process. A dead worker's trials are retried from their checkpoint up to
-    ``max_failures`` times. ``"ray"``: one Ray Tune trial per config × seed on the cluster at
-    ``address`` (default: a local Ray started with ``ray.init(**ray_init)``) with
-    ``cpus_per_trial``/``gpus_per_trial`` and an optional Tune ``scheduler`` (e.g.
-    ``ASHAScheduler(time_attr="step")``; trials report ``step`` and ``metric``); needs
-    ``pip install 'explorer[scale]'`` and a ``directory`` every node can write (one machine,
-    or a shared file system). Both backends give the same numbers for the same seeds.
+    **Backends.** The seeds of a config train together, batched with vmap (in groups of
+    ``seeds_per_group``, default all; smaller groups spread one config over more workers).
+    ``"local"``: the groups over ``workers`` processes (default: one per core);
+    ``workers=0`` runs them in this process. A dead worker's trials are retried from their
+    checkpoints up to ``max_failures`` times. ``"ray"``: one Ray Tune trial per group on the
+    cluster at ``address`` (default: a local Ray started with ``ray.init(**ray_init)``, or
+    the cluster ``RAY_ADDRESS`` names) with ``cpus_per_trial``/``gpus_per_trial`` and an
+    optional Tune ``scheduler`` (e.g. ``ASHAScheduler(time_attr="step")``; Tune trials report
+    ``step`` and ``metric``, the mean over the group's seeds); needs ``pip install
+    'explorer[scale]'`` and a ``directory`` every node can write (one machine, or a shared
+    file system). Both backends train the same groups, so they give the same numbers.
 
     ``progress``: True draws a ``tqdm.auto`` bar (finished/running/failed, best value so far),
     or pass a callable receiving :class:`SweepProgress` (``widgets.SweepLab`` follows the
@@ -171,6 +174,7 @@ def run_sweep(
         checkpoint_every=checkpoint_every,
         layers=layers,
         final_samples=final_samples,
+        seeds_per_group=seeds_per_group,
     )
     callback = _progress(progress)
     if backend == "ray":  # import (and fail with the install hint) before writing anything
@@ -194,17 +198,15 @@ def run_sweep(
         if not pending:
             pass
         elif backend == "local":
-            tasks: dict[str, list[Trial]] = {}
-            for t in pending:
-                tasks.setdefault(t.config_id, []).append(t)
             n = available_cores() if workers is None else workers
-            run_local(plan, store, list(tasks.values()), tracker,
-                      workers=min(n, len(pending)), max_failures=max_failures)  # fmt: skip
+            groups = plan.groups(pending)
+            run_local(plan, store, groups, tracker, workers=min(n, len(groups)),
+                      max_failures=max_failures)  # fmt: skip
         else:
             raytune.run_ray(
                 plan,
                 store,
-                pending,
+                plan.groups(pending),
                 tracker,
                 address=address,
                 cpus_per_trial=cpus_per_trial,

@@ -15,7 +15,9 @@ import sys
 import time
 import traceback
 from collections import Counter, deque
+from collections.abc import Callable
 from multiprocessing.connection import Connection, Pipe, wait
+from typing import Any
 
 import cloudpickle
 
@@ -24,7 +26,7 @@ from explorer.train.sweep.progress import Tracker
 from explorer.train.sweep.runner import run_config
 from explorer.train.sweep.store import SweepStore
 
-__all__ = ["available_cores", "run_local", "split_tasks"]
+__all__ = ["available_cores", "run_local"]
 
 
 def available_cores() -> int:
@@ -32,18 +34,6 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def split_tasks(tasks: list[list[Trial]], workers: int) -> list[list[Trial]]:
-    """Split the largest tasks (seeds of one config) in halves until every worker has one."""
-    tasks = [list(t) for t in tasks]
-    while len(tasks) < workers:
-        big = max(range(len(tasks)), key=lambda i: len(tasks[i]))
-        if len(tasks[big]) < 2:
-            break
-        half = len(tasks[big]) // 2
-        tasks[big : big + 1] = [tasks[big][:half], tasks[big][half:]]
-    return tasks
 
 
 class _Worker:
@@ -97,14 +87,14 @@ def run_local(
     workers: int,
     max_failures: int,
 ) -> None:
-    """Run ``tasks`` (each the pending seeds of one config) on ``workers`` processes;
-    ``workers=0`` runs them in this process, one after another."""
+    """Run ``tasks`` (groups of seeds of one config, see :meth:`SweepPlan.groups`) on
+    ``workers`` processes; ``workers=0`` runs them in this process, one after another."""
     if workers == 0:
         for task in tasks:
-            run_config(plan, store, task, tracker.event)
+            run_config(plan, store, task, _trial_events(tracker))
         return
     threads = max(1, available_cores() // workers)
-    queue = deque(split_tasks(tasks, workers))
+    queue = deque(tasks)
     payload = (cloudpickle.dumps(plan), str(store.path))
     attempts: Counter[str] = Counter()
     pool: list[_Worker] = []
@@ -139,6 +129,19 @@ def run_local(
     finally:
         for w in pool:
             w.stop()
+
+
+def _trial_events(
+    sink: Callable[[dict[str, Any]], None] | Tracker,
+) -> Callable[[dict[str, Any]], None]:
+    """Pass on the per-trial events (the per-group ``step`` events are Ray's)."""
+    send = sink.event if isinstance(sink, Tracker) else sink
+
+    def emit(ev: dict[str, Any]) -> None:
+        if ev["event"] != "step":
+            send(ev)
+
+    return emit
 
 
 def _lost(
@@ -190,7 +193,7 @@ def worker_main(fd: int, threads: int) -> None:
         assert plan is not None and store is not None
         try:
             trials = [plan.trial(tid) for tid in body]
-            run_config(plan, store, trials, lambda ev: conn.send(("event", ev)))
+            run_config(plan, store, trials, _trial_events(lambda ev: conn.send(("event", ev))))
         except Exception:
             conn.send(("error", traceback.format_exc()))
         conn.send(("idle", None))

@@ -214,6 +214,7 @@ class SweepPlan:
         checkpoint_every: int | None = None,
         layers: Sequence[str] | None = None,
         final_samples: int = 512,
+        seeds_per_group: int | None = None,
     ) -> None:
         self.task_source = _TaskSource(task)
         self.model_source = _ModelSource(model)
@@ -241,6 +242,10 @@ class SweepPlan:
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         self.seeds = seeds
+        self.seeds_per_group = (
+            len(seeds) if seeds_per_group is None
+            else check_positive_int(seeds_per_group, "seeds_per_group")
+        )  # fmt: skip
         self.base = {str(k): check_value(f"base[{k!r}]", v) for k, v in (base or {}).items()}
         self.configs = [
             {str(k): check_value(f"config[{k!r}]", v) for k, v in c.items()} for c in configs
@@ -356,6 +361,22 @@ class SweepPlan:
             "configs": self.configs,
             "seeds": self.seeds,
         }
+
+    def groups(self, trials: Sequence[Trial]) -> list[list[Trial]]:
+        """``trials`` in the groups that train together (one vmap batch): per config, the
+        sweep's seeds in chunks of ``seeds_per_group``, each chunk keeping only the trials
+        given. The chunks depend on the plan alone — not on the backend or the number of
+        cores — so every backend batches the same seeds and gets the same numbers (vmap's
+        batched matrix products may round differently for a different batch)."""
+        wanted = {t.trial_id for t in trials}
+        out = []
+        for config in self.configs:
+            for i in range(0, len(self.seeds), self.seeds_per_group):
+                chunk = [Trial(config, s) for s in self.seeds[i : i + self.seeds_per_group]]
+                chunk = [t for t in chunk if t.trial_id in wanted]
+                if chunk:
+                    out.append(chunk)
+        return out
 
     def trial(self, trial_id: str) -> Trial:
         for t in self.trials:

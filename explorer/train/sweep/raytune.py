@@ -1,12 +1,15 @@
-"""The Ray backend: one Ray Tune trial per config × seed, on a local Ray or a cluster.
+"""The Ray backend: one Ray Tune trial per group of seeds of a config (see
+:meth:`SweepPlan.groups`; by default all seeds of a config, batched with vmap as the local
+backend does), on a local Ray or a cluster.
 
 Tune's trial runner does the scheduling, so its schedulers (ASHA early stopping, ...) and
 resources (``cpus_per_trial``, ``gpus_per_trial``) work unchanged; each Tune trial runs
-:func:`explorer.train.sweep.runner.run_config` for its seed, the code the local backend runs,
-and reports ``step`` and the sweep's metric at every evaluation. A trial whose worker dies is
-retried by Tune (``max_failures``) and resumes from its last checkpoint in the results
-directory; past that it is recorded as failed. Ray is optional: ``pip install
-'explorer[scale]'`` (imported only here, on first use).
+:func:`explorer.train.sweep.runner.run_config` on its group — the code and the batches the
+local backend runs — and reports ``step`` and the sweep's metric (the mean over the group's
+seeds) at every evaluation. A Tune trial whose worker dies is retried by Tune
+(``max_failures``) and its seeds resume from their last checkpoints in the results directory;
+past that they are recorded as failed. Ray is optional: ``pip install 'explorer[scale]'``
+(imported only here, on first use).
 """
 
 from __future__ import annotations
@@ -33,21 +36,26 @@ def import_ray() -> tuple[Any, Any]:
     return ray, tune
 
 
+def _group_key(group: list[Trial]) -> str:
+    return ",".join(t.trial_id for t in group)
+
+
 def _trainable(config: dict[str, Any], payload: bytes, directory: str) -> None:
-    """One Tune trial: one seed of one config, reporting at every evaluation."""
+    """One Tune trial: a group of seeds of one config, reporting at every evaluation."""
     import ray
     from ray import tune
 
     plan: SweepPlan = cloudpickle.loads(payload)
     store = SweepStore(directory)
-    trial = plan.trial(config["trial_id"])
+    trials = [plan.trial(tid) for tid in config["group"].split(",")]
 
     def emit(ev: dict[str, Any]) -> None:
-        if ev["event"] == "progress":
-            tune.report({"step": ev["step"], plan.metric: ev["value"]})
+        if ev["event"] == "step":
+            values = list(ev["values"].values())
+            tune.report({"step": ev["step"], plan.metric: sum(values) / len(values)})
 
     node = ray.get_runtime_context().get_node_id()
-    run_config(plan, store, [trial], emit, where={"node": node})
+    run_config(plan, store, trials, emit, where={"node": node})
 
 
 def _callback(tune: Any, store: SweepStore, tracker: Tracker, metric: str) -> Any:
@@ -57,37 +65,40 @@ def _callback(tune: Any, store: SweepStore, tracker: Tracker, metric: str) -> An
         def on_trial_start(
             self, iteration: int, trials: list[Any], trial: Any, **info: Any
         ) -> None:
-            tracker.event({"event": "running", "trial_id": trial.config["trial_id"]})
+            for tid in trial.config["group"].split(","):
+                tracker.event({"event": "running", "trial_id": tid})
 
         def on_trial_result(
             self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
         ) -> None:
             if metric in result:
-                tracker.event({"event": "progress", "trial_id": trial.config["trial_id"],
-                               "value": float(result[metric])})  # fmt: skip
+                for tid in trial.config["group"].split(","):
+                    tracker.event({"event": "progress", "trial_id": tid,
+                                   "value": float(result[metric])})  # fmt: skip
 
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **info: Any
         ) -> None:
-            tid = trial.config["trial_id"]
-            record = store.record(tid) or {}
-            if record.get("state") == "running":  # the scheduler ended it before the last step
-                record = store.update(tid, state="stopped", ended=time.time())
-            value = (record.get("final") or {}).get(metric)
-            tracker.event({"event": "finished", "trial_id": tid,
-                           "state": record.get("state", "failed"), "value": value})  # fmt: skip
+            for tid in trial.config["group"].split(","):
+                record = store.record(tid) or {}
+                if record.get("state") == "running":  # the scheduler ended it early
+                    record = store.update(tid, state="stopped", ended=time.time())
+                value = (record.get("final") or {}).get(metric)
+                tracker.event({"event": "finished", "trial_id": tid,
+                               "state": record.get("state", "failed"), "value": value})  # fmt: skip
 
         def on_trial_error(
             self, iteration: int, trials: list[Any], trial: Any, **info: Any
         ) -> None:
-            tid = trial.config["trial_id"]
             error = "the Ray worker running this trial failed"
             if trial.error_file and Path(trial.error_file).is_file():
                 error = Path(trial.error_file).read_text()[-4000:]
-            if not store.is_finished(tid):
+            for tid in trial.config["group"].split(","):
+                if store.is_finished(tid):
+                    continue
                 store.update(tid, state="failed", error=error, ended=time.time())
-            tracker.event({"event": "finished", "trial_id": tid, "state": "failed",
-                           "error": error})  # fmt: skip
+                tracker.event({"event": "finished", "trial_id": tid, "state": "failed",
+                               "error": error})  # fmt: skip
 
     return _Progress()
 
@@ -95,7 +106,7 @@ def _callback(tune: Any, store: SweepStore, tracker: Tracker, metric: str) -> An
 def run_ray(
     plan: SweepPlan,
     store: SweepStore,
-    trials: list[Trial],
+    groups: list[list[Trial]],
     tracker: Tracker,
     *,
     address: str | None,
@@ -105,8 +116,8 @@ def run_ray(
     max_failures: int,
     ray_init: dict[str, Any],
 ) -> None:
-    """Run ``trials`` as Tune trials; connects to (or starts) Ray unless already connected,
-    and disconnects at the end if it connected."""
+    """Run each group of ``groups`` as a Tune trial; connects to (or starts) Ray unless
+    already connected, and disconnects at the end if it connected."""
     ray, tune = import_ray()
     connected_here = False
     if not ray.is_initialized():
@@ -126,7 +137,7 @@ def run_ray(
         trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial_id": tune.grid_search([t.trial_id for t in trials])},
+            param_space={"group": tune.grid_search([_group_key(g) for g in groups])},
             tune_config=tune.TuneConfig(
                 metric=plan.metric, mode=plan.mode, scheduler=scheduler, reuse_actors=True
             ),

@@ -9,6 +9,11 @@ read again; the others come from a cache, so following a live sweep stays cheap.
 from __future__ import annotations
 
 import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +23,10 @@ from safetensors import safe_open
 
 from explorer.train.runs import Run
 from explorer.train.sweep.plan import Trial
+from explorer.train.sweep.progress import SweepProgress, Tracker
 from explorer.train.sweep.store import FINISHED, SweepStore
 
-__all__ = ["FinalEvaluation", "SweepResult", "load_sweep"]
+__all__ = ["FinalEvaluation", "SweepResult", "SweepSnapshot", "SweepSource", "load_sweep"]
 
 
 class FinalEvaluation:
@@ -162,6 +168,21 @@ class SweepResult:
         i = final["value"].idxmin() if mode == "min" else final["value"].idxmax()
         return final.loc[i]
 
+    def progress(self) -> SweepProgress:
+        """The trial counts and the best final value, from the trial records."""
+        records = self.store.records()
+        planned = self.planned()
+        tracker = Tracker(len(planned), self.metric, self.mode, None)
+        for t in planned:
+            rec = records.get(t.trial_id)
+            if rec is None:
+                continue
+            event = "running" if rec.get("state") == "running" else "finished"
+            value = (rec.get("final") or {}).get(self.metric)
+            tracker.event({"event": event, "trial_id": t.trial_id, "state": rec.get("state"),
+                           "value": value})  # fmt: skip
+        return tracker.state
+
     # ------------------------------------------------------------------ per trial
     def finished(self) -> list[str]:
         records = self.store.records()
@@ -192,3 +213,144 @@ class SweepResult:
 def load_sweep(directory: str | os.PathLike[str]) -> SweepResult:
     """Open the results directory of a sweep (finished or still running)."""
     return SweepResult(directory)
+
+
+@dataclass(frozen=True)
+class SweepSnapshot:
+    """How a sweep stands at one training ``step``: per trial, the last value of the sweep's
+    metric at or before it (``frame``: trial_id, config columns, seed, state, step, value),
+    and the trial counts (``progress``)."""
+
+    step: int
+    frame: pd.DataFrame
+    progress: SweepProgress
+
+
+class SweepSource:
+    """A sweep's results directory as a source a lab follows (see
+    :mod:`explorer.train.sources`): ``steps`` are the evaluation steps, ``at(step)`` a
+    :class:`SweepSnapshot`, and ``subscribe(cb)`` polls the directory every ``poll_s``
+    seconds and calls ``cb(latest)`` when a trial record or history changed — so a lab
+    follows a sweep that another process, or a Ray cluster, is writing."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, poll_s: float = 1.0) -> None:
+        self.result = SweepResult(directory)
+        self.name = self.result.directory.name
+        self.run_id = 0
+        self._poll_s = float(poll_s)
+        self._lock = threading.RLock()
+        self._subscribers: list[Callable[[SweepSnapshot], None]] = []
+        self._poller: threading.Thread | None = None
+        self._signature: tuple[Any, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"SweepSource({str(self.result.directory)!r})"
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """A sentence per failed trial (the lab's status line shows them)."""
+        table = self.result.trials()
+        failed = table[table["state"] == "failed"]
+        return tuple(
+            f"trial {r.trial_id} failed: {str(r.error).strip().splitlines()[-1][:160]}"
+            for r in failed.itertuples()
+        )
+
+    def _metric_frame(self) -> pd.DataFrame:
+        return self.result.frame([self.result.metric])
+
+    @property
+    def steps(self) -> list[int]:
+        """The training steps at which some trial reported the sweep's metric."""
+        return sorted(int(s) for s in self._metric_frame()["step"].unique())
+
+    @property
+    def latest(self) -> SweepSnapshot | None:
+        steps = self.steps
+        return self.at(steps[-1]) if steps else None
+
+    def at(self, step: int) -> SweepSnapshot:
+        """The sweep at ``step``: each trial's last metric value at or before it."""
+        self.result.refresh()
+        frame = self._metric_frame()
+        frame = frame[frame["step"] <= int(step)]
+        keys = [*self.result.swept, "seed"]
+        last = frame.groupby(keys, sort=False, dropna=False).tail(1)
+        table = self.result.trials()[["trial_id", *keys, "state"]]
+        merged = table.merge(last.drop(columns="metric"), on=keys, how="inner")
+        columns = ["trial_id", *keys, "state", "step", "value"]
+        return SweepSnapshot(int(step), merged[columns].reset_index(drop=True),
+                             self.result.progress())  # fmt: skip
+
+    def model_at(self, step: int) -> Any:
+        raise TypeError(
+            "a sweep holds one model per trial: open a trial's run directory "
+            "(SweepResult.run(trial_id)) to get a model at a step"
+        )
+
+    def history(self) -> list[dict[str, float]]:
+        return []
+
+    # ------------------------------------------------------------------ following
+    def _changed(self) -> bool:
+        root = self.result.directory
+        stamps = []
+        for folder, pattern in ((root / "trials", "*.json"), (root / "runs", "*/history.parquet")):
+            for path in folder.glob(pattern):
+                try:
+                    stamps.append((path.name, path.parent.name, path.stat().st_mtime_ns))
+                except FileNotFoundError:
+                    continue
+        signature = tuple(sorted(stamps))
+        changed = signature != self._signature
+        self._signature = signature
+        return changed
+
+    def subscribe(self, callback: Callable[[SweepSnapshot], None]) -> Callable[[], None]:
+        """Call ``callback(latest snapshot)`` whenever the directory changes."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        with self._lock:
+            self._subscribers.append(callback)
+            if not self._signature:
+                self._changed()
+            if self._poller is None or not self._poller.is_alive():
+                self._poller = threading.Thread(target=self._poll, name="xp-sweep-follow",
+                                                daemon=True)  # fmt: skip
+                self._poller.start()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def poll(self) -> SweepSnapshot | None:
+        """Look at the directory now; notify the subscribers if it changed."""
+        with self._lock:
+            if not self._changed():
+                return None
+            callbacks = list(self._subscribers)
+        snap = self.latest
+        if snap is None:
+            return None
+        for callback in callbacks:
+            try:
+                callback(snap)
+            except Exception as err:
+                warnings.warn(f"sweep subscriber {callback!r} failed: {type(err).__name__}: "
+                              f"{err}", RuntimeWarning, stacklevel=2)  # fmt: skip
+        return snap
+
+    def _poll(self) -> None:
+        while True:
+            with self._lock:
+                if not self._subscribers:
+                    self._poller = None
+                    return
+            try:
+                self.poll()
+            except (OSError, ValueError, KeyError):
+                pass  # a file being replaced: the next poll reads it whole
+            time.sleep(self._poll_s)

@@ -1,8 +1,8 @@
 """Run the trials of one config: its seeds batched with vmap (:class:`MultiSeedTrainer`), each
 seed written to its own run directory, resumed from its last checkpoint when one exists.
 
-Both backends call :func:`run_config` (the local pool with all pending seeds of a config, Ray
-with one seed per Tune trial), so they produce the same numbers for the same seeds. Events go
+Both backends call :func:`run_config` on the same groups of seeds (:meth:`SweepPlan.groups`:
+a local worker task, or one Ray Tune trial), so they produce the same numbers. Events go
 to ``emit(dict)``: ``{"event": "running" | "progress" | "finished", "trial_id", ...}``.
 """
 
@@ -110,8 +110,8 @@ class _TrialRun:
             if row["step"] <= step
         ]
 
-    # the trainer holding this seed's current state (replaced after each batched stretch)
     def update(self, trainer: Trainer) -> None:
+        """Follow ``trainer``, now holding this seed's state (after a batched stretch)."""
         self.trainer = trainer
         self.recorder.trainer = trainer
 
@@ -272,7 +272,7 @@ def _advance(
         except Exception:
             done = []
             for r in live:
-                r.update(multi.seed_trainer(r.trial.seed))
+                r.update(multi.seed_trainer(r.trial.seed, into=r.trainer))
                 try:
                     done.append((r, r.trainer.step()))
                 except Exception as err:
@@ -283,7 +283,7 @@ def _advance(
         step = multi.global_step
         if step % plan.record_every == 0 or step % plan.checkpoint_every == 0 or step == steps:
             for r in live:
-                r.update(multi.seed_trainer(r.trial.seed))
+                r.update(multi.seed_trainer(r.trial.seed, into=r.trainer))
         _after_step(plan, list(zip(live, rows, strict=True)), steps, emit)
     return True
 
@@ -292,6 +292,7 @@ def _after_step(
     plan: SweepPlan, done: list[tuple[_TrialRun, dict[str, float]]], steps: int, emit: Emit
 ) -> None:
     """Snapshots, checkpoints and progress events due after a step (the trainers are current)."""
+    values = {}
     for r, row in done:
         step = int(row["step"])
         if step % plan.record_every == 0 and step < steps:
@@ -299,5 +300,8 @@ def _after_step(
         if step % plan.checkpoint_every == 0 and step < steps:
             r.checkpoint()
         if plan.metric in row:
+            values[r.trial.trial_id] = float(row[plan.metric])
             emit({"event": "progress", "trial_id": r.trial.trial_id, "step": step,
-                  "value": float(row[plan.metric])})  # fmt: skip
+                  "value": values[r.trial.trial_id]})  # fmt: skip
+    if values:  # one event for the group (a Ray Tune trial reports the mean over its seeds)
+        emit({"event": "step", "step": int(done[0][1]["step"]), "values": values})

@@ -26,7 +26,7 @@ from explorer.train.config import TrainConfig
 from explorer.train.sweep.local import available_cores, run_local
 from explorer.train.sweep.plan import SweepPlan, Trial
 from explorer.train.sweep.progress import ProgressCallback, SweepProgress, Tracker, tqdm_progress
-from explorer.train.sweep.results import FinalEvaluation, SweepResult, load_sweep
+from explorer.train.sweep.results import FinalEvaluation, SweepResult, SweepSource, load_sweep
 from explorer.train.sweep.space import (
     Choice,
     Distribution,
@@ -39,6 +39,7 @@ from explorer.train.sweep.space import (
 from explorer.train.sweep.store import FINISHED, SweepStore
 
 __all__ = [
+    "BACKENDS",
     "Choice",
     "Distribution",
     "FinalEvaluation",
@@ -47,8 +48,11 @@ __all__ = [
     "SweepPlan",
     "SweepProgress",
     "SweepResult",
+    "SweepSource",
+    "SweepStore",
     "Trial",
     "Uniform",
+    "available_cores",
     "load_sweep",
     "run_sweep",
 ]
@@ -220,5 +224,3 @@ def run_sweep(
             callback.close()
     return SweepResult(directory)
 
-
-__all__ += ["BACKENDS", "SweepStore", "available_cores"]

@@ -360,6 +360,7 @@ class SweepPlan:
             "swept": list(dict.fromkeys(k for c in self.configs for k in c)),
             "configs": self.configs,
             "seeds": self.seeds,
+            "seeds_per_group": self.seeds_per_group,
         }
 
     def groups(self, trials: Sequence[Trial]) -> list[list[Trial]]:

@@ -13,9 +13,10 @@ __all__ = ["ProgressCallback", "SweepProgress", "Tracker", "tqdm_progress"]
 
 @dataclass(frozen=True)
 class SweepProgress:
-    """How a sweep stands. ``best`` is the best value of ``metric`` (by ``mode``) reported so
-    far by any trial, ``best_trial`` the trial that reported it. ``skipped`` trials were already
-    finished in the directory and not run again."""
+    """How a sweep stands: trials done, diverged, stopped early (by a scheduler), failed and
+    running, out of ``total``. ``best`` is the best value of ``metric`` (by ``mode``) reported
+    so far by any trial, ``best_trial`` the trial that reported it; ``states`` maps each trial
+    seen to its state."""
 
     total: int
     metric: str
@@ -25,15 +26,14 @@ class SweepProgress:
     stopped: int = 0
     failed: int = 0
     running: int = 0
-    skipped: int = 0
     best: float | None = None
     best_trial: str | None = None
     states: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
-        """Trials that will not run again: done, diverged or stopped (skipped included)."""
-        return self.done + self.diverged + self.stopped + self.skipped
+        """Trials that will not run again: done, diverged or stopped."""
+        return self.done + self.diverged + self.stopped
 
     @property
     def pending(self) -> int:
@@ -65,9 +65,6 @@ class Tracker:
         self.state = SweepProgress(total=total, metric=metric, mode=mode)
         self.callback = callback
         self._states: dict[str, str] = {}
-
-    def skip(self, n: int) -> None:
-        self._publish(skipped=self.state.skipped + n)
 
     def event(self, ev: dict[str, Any]) -> None:
         """Apply one event: ``running``, ``progress`` (step, value), ``finished`` (state)."""

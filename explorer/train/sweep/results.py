@@ -269,10 +269,11 @@ class SweepSource:
         steps = self.steps
         return self.at(steps[-1]) if steps else None
 
-    def at(self, step: int) -> SweepSnapshot:
-        """The sweep at ``step``: each trial's last metric value at or before it."""
+    def at(self, step: int, *, metric: str | None = None) -> SweepSnapshot:
+        """The sweep at ``step``: each trial's last value of ``metric`` (default: the
+        sweep's) at or before it."""
         self.result.refresh()
-        frame = self._metric_frame()
+        frame = self.result.frame([metric or self.result.metric])
         frame = frame[frame["step"] <= int(step)]
         keys = [*self.result.swept, "seed"]
         last = frame.groupby(keys, sort=False, dropna=False).tail(1)

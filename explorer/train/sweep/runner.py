@@ -72,13 +72,13 @@ class _TrialRun:
         trial: Trial,
         task: TaskLike,
         factory: Callable[[int], torch.nn.Module],
+        resume: int,
     ) -> None:
         self.plan, self.store, self.trial = plan, store, trial
         self.steps = plan.steps_for(trial.config)
         config = plan.train_config(trial.config, trial.seed)
         self.trainer = Trainer(factory, task, config)
         path = store.run_path(trial.trial_id)
-        resume = path.joinpath("run.json").is_file() and bool(Run(path).checkpoint_steps)
         self.recorder = Recorder(self.trainer, every=plan.record_every, probe="auto")
         desc = plan.describe_trial(trial)
         self.writer = RunWriter(
@@ -93,15 +93,15 @@ class _TrialRun:
             exist_ok=True,
         )
         if resume:
-            self._resume(Run(path))
+            self._resume(Run(path), resume)
         else:
             self.record()
 
-    def _resume(self, run: Run) -> None:
-        """Continue from the last checkpoint: weights, optimizer, step, history, batch order."""
+    def _resume(self, run: Run, step: int) -> None:
+        """Continue from the checkpoint at ``step``: weights, optimizer, step, history and
+        batch order."""
         t = self.trainer
-        ckpt = run.load_checkpoint(model=t.model, optimizer=t.optimizer)
-        step = int(ckpt.state["step"])
+        ckpt = run.load_checkpoint(step, model=t.model, optimizer=t.optimizer)
         load_rng_state(t, ckpt.state["rng"])
         t.global_step = step
         t.history = [
@@ -210,10 +210,11 @@ def run_config(
         for t in trials:
             fail(t, err)
         return
+    resume = _common_checkpoint(store, trials)
     runs: list[_TrialRun] = []
     for t in trials:
         try:
-            runs.append(_TrialRun(plan, store, t, task, factory))
+            runs.append(_TrialRun(plan, store, t, task, factory, resume))
         except Exception as err:
             fail(t, err)
     steps = plan.steps_for(trials[0].config)
@@ -239,6 +240,18 @@ def run_config(
                      seconds=time.time() - started)  # fmt: skip
         emit({"event": "finished", "trial_id": r.trial.trial_id, "state": "done",
               "value": final.get(plan.metric)})  # fmt: skip
+
+
+def _common_checkpoint(store: SweepStore, trials: list[Trial]) -> int:
+    """The last step at which every trial of the group has a checkpoint (0: start afresh).
+    The group resumes there together, so it trains in the same batch as before (a worker
+    killed between two seeds' checkpoints leaves them one checkpoint apart)."""
+    common: set[int] | None = None
+    for t in trials:
+        path = store.run_path(t.trial_id)
+        steps = set(Run(path).checkpoint_steps) if (path / "run.json").is_file() else set()
+        common = steps if common is None else common & steps
+    return max(common or {0})
 
 
 def _advance(

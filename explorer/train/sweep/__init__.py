@@ -131,8 +131,9 @@ def run_sweep(
     Every config runs under every seed in ``seeds``; ``steps`` updates each.
 
     **Results** go to ``directory`` (see :mod:`explorer.train.sweep.store`): per trial a run
-    directory with snapshots every ``record_every`` steps and checkpoints every
-    ``checkpoint_every`` (default: 10 per run), and a final evaluation on up to
+    directory with snapshots every ``record_every`` steps (default: 10 per run) and
+    checkpoints every ``checkpoint_every`` steps (default: at the first snapshot after 10 s of
+    training since the last one; always at the end), and a final evaluation on up to
     ``final_samples`` test inputs with the representations at ``layers`` (default: the
     model's last layer). ``metric``/``mode`` name the value to optimise (progress, schedulers).
 

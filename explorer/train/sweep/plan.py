@@ -233,9 +233,10 @@ class SweepPlan:
         self.metric, self.mode = metric, mode
         default_every = max(1, self.steps // 10)
         self.record_every = check_positive_int(record_every or default_every, "record_every")
-        self.checkpoint_every = check_positive_int(
-            checkpoint_every or self.record_every, "checkpoint_every"
-        )
+        self.checkpoint_every = (
+            None if checkpoint_every is None
+            else check_positive_int(checkpoint_every, "checkpoint_every")
+        )  # fmt: skip
         self.layers = None if layers is None else [str(x) for x in layers]
         self.final_samples = check_positive_int(final_samples, "final_samples")
         seeds = [check_positive_int(s, "seed", minimum=0) for s in seeds]

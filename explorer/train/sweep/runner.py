@@ -28,9 +28,10 @@ from explorer.train.sweep.plan import SweepPlan, Trial
 from explorer.train.sweep.store import SweepStore, _atomic
 from explorer.train.trainer import Trainer
 
-__all__ = ["Emit", "run_config"]
+__all__ = ["CHECKPOINT_SECONDS", "Emit", "run_config"]
 
 Emit = Callable[[dict[str, Any]], None]
+CHECKPOINT_SECONDS = 10.0  # default: a checkpoint after this much training (see _Schedule)
 
 
 # ---------------------------------------------------------------------- exact resume
@@ -95,7 +96,7 @@ class _TrialRun:
         if resume:
             self._resume(Run(path), resume)
         else:
-            self.record()
+            self.record(history=False)
 
     def _resume(self, run: Run, step: int) -> None:
         """Continue from the checkpoint at ``step``: weights, optimizer, step, history and
@@ -115,11 +116,16 @@ class _TrialRun:
         self.trainer = trainer
         self.recorder.trainer = trainer
 
-    def record(self) -> None:
+    def record(self, *, history: bool = True) -> None:
+        """A snapshot, and the history so far (what a lab following the sweep reads)."""
         self.writer.write_snapshot(self.recorder.record())
         self.recorder.clear()  # the run directory keeps the snapshots; no second copy here
+        if history:
+            self.writer.write_history(self.trainer.history)
+            self.store.update(self.trial.trial_id, step=self.trainer.global_step)
 
     def checkpoint(self, state: str = "running", message: str = "") -> None:
+        """Model, optimizer and batch order at this step (a resume starts from here)."""
         t = self.trainer
         # history first: a checkpoint is the commit point a resume starts from, and the
         # history then always reaches it (rows past it are dropped on resume)
@@ -133,7 +139,7 @@ class _TrialRun:
         """Final checkpoint, snapshot and evaluation (test predictions, representations)."""
         t = self.trainer
         if t.global_step not in Run(self.writer.path).steps:
-            self.record()
+            self.record(history=False)
         self.checkpoint("done")
         split = "test" if len(t.data["x_test"]) else "train"
         x = t.data[f"x_{split}"][: self.plan.final_samples]
@@ -254,6 +260,32 @@ def _common_checkpoint(store: SweepStore, trials: list[Trial]) -> int:
     return max(common or {0})
 
 
+class _Schedule:
+    """When a group records snapshots and checkpoints. Snapshots every ``record_every`` steps;
+    checkpoints every ``checkpoint_every`` steps, or — when that is None — at the first snapshot
+    step after :data:`CHECKPOINT_SECONDS` of training since the last one (so short trials pay
+    for few checkpoints and a long one loses at most about that much work to a crash). One
+    decision per step for the whole group: its seeds always hold checkpoints at the same steps."""
+
+    def __init__(self, plan: SweepPlan, steps: int) -> None:
+        self.plan, self.steps = plan, steps
+        self._last = time.monotonic()
+
+    def due(self, step: int) -> tuple[bool, bool]:
+        """(record, checkpoint) after the update that reached ``step``."""
+        if step >= self.steps:
+            return False, False  # the end: finish() records and checkpoints
+        record = step % self.plan.record_every == 0
+        every = self.plan.checkpoint_every
+        if every is not None:
+            ckpt = step % every == 0
+        else:
+            ckpt = record and time.monotonic() - self._last >= CHECKPOINT_SECONDS
+        if ckpt:
+            self._last = time.monotonic()
+        return record, ckpt
+
+
 def _advance(
     plan: SweepPlan,
     group: list[_TrialRun],
@@ -267,6 +299,7 @@ def _advance(
     When a batched step raises, each trial takes that step alone (the ones that raise are
     recorded) and False is returned so the caller regroups the others."""
     live = list(group)
+    schedule = _Schedule(plan, steps)
     multi = MultiSeedTrainer.from_trainers([r.trainer for r in live]) if batched else None
     while live and live[0].trainer.global_step < steps:
         before = live[0].trainer.global_step
@@ -278,7 +311,7 @@ def _advance(
                 except Exception as err:
                     fail(r.trial, err, r)
             live = [r for r, _ in done]
-            _after_step(plan, done, steps, emit)
+            _after_step(plan, done, schedule.due(before + 1), emit)
             continue
         try:
             rows = multi.step()
@@ -290,31 +323,33 @@ def _advance(
                     done.append((r, r.trainer.step()))
                 except Exception as err:
                     fail(r.trial, err, r)
-            _after_step(plan, [(r, row) for r, row in done if r.trainer.global_step > before],
-                        steps, emit)  # fmt: skip
+            _after_step(plan, done, schedule.due(before + 1), emit)
             return False
-        step = multi.global_step
-        if step % plan.record_every == 0 or step % plan.checkpoint_every == 0 or step == steps:
+        due = schedule.due(multi.global_step)
+        if any(due) or multi.global_step == steps:
             for r in live:
                 r.update(multi.seed_trainer(r.trial.seed, into=r.trainer))
-        _after_step(plan, list(zip(live, rows, strict=True)), steps, emit)
+        _after_step(plan, list(zip(live, rows, strict=True)), due, emit)
     return True
 
 
 def _after_step(
-    plan: SweepPlan, done: list[tuple[_TrialRun, dict[str, float]]], steps: int, emit: Emit
+    plan: SweepPlan,
+    done: list[tuple[_TrialRun, dict[str, float]]],
+    due: tuple[bool, bool],
+    emit: Emit,
 ) -> None:
-    """Snapshots, checkpoints and progress events due after a step (the trainers are current)."""
+    """Snapshots and checkpoints ``due`` (record, checkpoint) after a step, and progress
+    events (the trainers are current)."""
     values = {}
     for r, row in done:
-        step = int(row["step"])
-        if step % plan.record_every == 0 and step < steps:
-            r.record()
-        if step % plan.checkpoint_every == 0 and step < steps:
+        if due[0]:
+            r.record(history=not due[1])
+        if due[1]:
             r.checkpoint()
         if plan.metric in row:
             values[r.trial.trial_id] = float(row[plan.metric])
-            emit({"event": "progress", "trial_id": r.trial.trial_id, "step": step,
+            emit({"event": "progress", "trial_id": r.trial.trial_id, "step": int(row["step"]),
                   "value": values[r.trial.trial_id]})  # fmt: skip
     if values:  # one event for the group (a Ray Tune trial reports the mean over its seeds)
         emit({"event": "step", "step": int(done[0][1]["step"]), "values": values})

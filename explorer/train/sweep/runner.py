@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from explorer.analysis.alignment.models import model_representations
+from explorer.analysis import pool_features
+from explorer.models import capture
 from explorer.models.observe import default_layers
 from explorer.train.config import TaskLike
 from explorer.train.recorders import Recorder
@@ -155,12 +156,16 @@ class _TrialRun:
                 layers = default_layers(t.model)[-1:]
             except ValueError:
                 layers = []  # a user model without hook points: predictions only
-        reps = (
-            model_representations(t.model, x.cpu(), layers, pool="mean", short_names=False)
-            if layers
-            else {}
-        )
-        tensors.update({f"reps.{k}": torch.from_numpy(v).contiguous() for k, v in reps.items()})
+        if layers:
+            was = t.model.training
+            t.model.eval()
+            try:
+                cache = capture(t.model, x, layers, dtype=torch.float32)
+            finally:
+                t.model.train(was)
+            for name in layers:  # token sequences and maps mean-pooled to (n, d)
+                rep = torch.as_tensor(pool_features(cache[name], "mean"))
+                tensors[f"reps.{name}"] = rep.float().cpu().contiguous()
         metadata = {"split": split, "loss": t.loss_name, "step": str(t.global_step)}
         path = self.store.final_path(self.trial.trial_id)
         _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -240,8 +240,13 @@ class SweepLab(Lab):
             if trace.name and trace.name.endswith(": trials"):
                 trace.on_click(self._on_point_click)
 
-    def _on_point_click(self, trace: Any, points: Any, _state: Any) -> None:
+    def _on_point_click(self, _trace: Any, points: Any, _state: Any) -> None:
         if not points.point_inds:
+            return
+        # the clicked trace by its index (not the callback's trace argument: plotly has passed
+        # the wrong one for figures of several traces)
+        trace = self._figure_widget.data[points.trace_index]
+        if trace.customdata is None:
             return
         tid = str(trace.customdata[points.point_inds[0]][0])
         self._guard(lambda: self.select_trial(tid))

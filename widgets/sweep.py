@@ -179,8 +179,7 @@ class SweepLab(Lab):
             return figs.metric_figure(
                 self._metric_frame(), self._x.value, metric=self._metric.value,
                 group=self._group.value or None, selected=self._selected,
-                title=f"{self._metric.value} at step {self._step_label_value()} "
-                      f"(mean ± std over seeds)",
+                title=f"{self._metric.value} at step {self._step()} (mean ± std over seeds)",
             )  # fmt: skip
         frame = self._frame(view)
         if view == "seed similarity":
@@ -207,14 +206,16 @@ class SweepLab(Lab):
     def _metric_frame(self) -> pd.DataFrame:
         if self._source is None:
             return pd.DataFrame(columns=["trial_id", "seed", "state", "step", "value"])
-        step = self._shown_step if self._shown_step is not None else None
-        if step is None:
-            latest = self._source.steps
-            step = latest[-1] if latest else 0
-        return self._source.at(step, metric=self._metric.value).frame
+        return self._source.at(self._step(), metric=self._metric.value).frame
 
-    def _step_label_value(self) -> Any:
-        return "—" if self._shown_step is None else self._shown_step
+    def _step(self) -> int:
+        """The step on view: the snapshot being drawn, else the slider's, else the last."""
+        if self._snap is not None:
+            return int(self._snap.step)
+        if self._shown_step is not None:
+            return self._shown_step
+        steps = self._source.steps
+        return steps[-1] if steps else 0
 
     def _redraw(self) -> None:
         self._refresh_progress()
@@ -226,13 +227,12 @@ class SweepLab(Lab):
         self._set_status(self._progress_text())
 
     def _draw_view(self) -> None:
-        fig = self._figure(self._view.value)
-        w = self._figure_widget
-        with w.batch_update():
-            w.data = []
-            w.layout = {}
-            w.add_traces(fig.data)
-            w.layout = fig.layout
+        # a new widget per drawing: the views differ in subplots, annotations and colour
+        # axes, and a FigureWidget keeps layout keys a new figure does not set
+        w = go.FigureWidget(self._figure(self._view.value))
+        w.add_class(f"xp-{self.kind}-figure")
+        self._figure_widget = w
+        self._figure_box.children = [w]
         self._bind_clicks()
 
     def _bind_clicks(self) -> None:
@@ -313,6 +313,7 @@ class SweepLab(Lab):
                                   layout=W.Layout(width="320px"))  # fmt: skip
         self._progress_line = W.HTML()
         self._figure_widget = go.FigureWidget()
+        self._figure_box = W.Box([self._figure_widget])
         self._opened_box = W.VBox()
         for name, w in (("view", self._view), ("x", self._x), ("group", self._group),
                         ("metric", self._metric), ("trial", self._trial),
@@ -330,10 +331,11 @@ class SweepLab(Lab):
             W.HBox([self._bar, self._progress_line], layout=row),
             self._view,
             W.HBox([self._x, self._group, self._metric], layout=row),
-            self._figure_widget,
+            self._figure_box,
             W.HBox([self._trial, self._open_in, self._open], layout=row),
-            self._opened_box,
         )
+        # an opened trial's lab goes below the sweep's own step slider, export bar and status
+        self.children = [*self.children, self._opened_box]
 
     def _on_control(self) -> None:
         with self._lock:

@@ -101,9 +101,13 @@ def seed_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
         seeds = [f"seed {s}" for s in mat.index]
         panels.append(HeatmapPanel(mat.to_numpy(), seeds, seeds, label, label))
     metric = str(frame["metric"].iloc[0]) if len(frame) else "linear CKA"
-    return similarity_heatmaps(panels, metric_label=metric, axis_label="seed",
-                               columns=min(len(panels), 3), title=title or f"{metric}: seed × seed"
-                               " of the final representations")  # fmt: skip
+    fig = similarity_heatmaps(
+        panels, metric_label=metric, axis_label="seed", columns=min(len(panels), 2),
+        title=title or f"{metric}: seed × seed of the final representations",
+    )  # fmt: skip
+    for ann, panel in zip(fig.layout.annotations, panels):  # "width=8", not "… vs itself"
+        ann.text = panel.row_model
+    return fig
 
 
 def config_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
@@ -115,10 +119,12 @@ def config_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
     n = frame["seed"].nunique()
     metric = str(frame["metric"].iloc[0]) if len(frame) else "linear CKA"
     panel = HeatmapPanel(mean.to_numpy(), order, order, "config", "config")
-    return similarity_heatmaps(
+    fig = similarity_heatmaps(
         [panel], metric_label=metric, axis_label="",
         title=title or f"{metric}: config × config (mean over {n} seed{'s' * (n != 1)})",
     )  # fmt: skip
+    fig.layout.annotations = []  # one panel: the figure title says it all
+    return fig
 
 
 def disagreement_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:

@@ -28,6 +28,7 @@ _LABS = {
     "GeometryLab": "widgets.geometry",
     "AlignmentLab": "widgets.alignment",
     "ProbeLab": "widgets.probe",
+    "SweepLab": "widgets.sweep",
 }
 __all__ = ["HeatmapGrid", "__version__", "export", "export_table", *_LABS]
 del _theme

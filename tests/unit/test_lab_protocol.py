@@ -8,12 +8,20 @@ import time
 
 import pytest
 
-from widgets import AlignmentLab, AttentionLab, GeometryLab, ProbeLab, SpectrumLab, TrainingLab
+from widgets import (
+    AlignmentLab,
+    AttentionLab,
+    GeometryLab,
+    ProbeLab,
+    SpectrumLab,
+    SweepLab,
+    TrainingLab,
+)
 from widgets._lab import Lab, Throttle
 
 PROTOCOL = ("follow", "close", "views", "to_figure", "frame", "export", "status", "last_error",
             "selection", "panels", "wait", "show_step")  # fmt: skip
-LABS = [TrainingLab, AttentionLab, SpectrumLab, GeometryLab, AlignmentLab, ProbeLab]
+LABS = [TrainingLab, AttentionLab, SpectrumLab, GeometryLab, AlignmentLab, ProbeLab, SweepLab]
 
 
 @pytest.mark.parametrize("cls", LABS, ids=lambda c: c.__name__)

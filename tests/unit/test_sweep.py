@@ -4,6 +4,7 @@ resume and skip, failures kept apart, and the frames every view reads."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -159,9 +160,10 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(tmp_path):
                       directory=tmp_path, **FAST)  # fmt: skip
     attempts = again.trials().set_index(["width", "seed"])["attempt"]
     assert attempts[(4, 0)] == attempts[(4, 1)] == 1 and attempts[(5, 0)] == 2
-    # a user model without hook points: predictions only, no representations
+    # a user model without hook points: its last child's output (observe.default_layers)
     ev = again.evaluation(again.trials().set_index(["width", "seed"]).loc[(4, 0), "trial_id"])
-    assert ev.representations == {} and ev.predictions.shape[1] == 2
+    assert list(ev.representations) == ["2"] and ev.predictions.shape[1] == 2
+    assert ev.representations["2"].shape == (len(ev.predictions), 2)
 
 
 def test_a_trial_resumes_exactly_from_its_last_checkpoint(tmp_path):
@@ -176,10 +178,13 @@ def test_a_trial_resumes_exactly_from_its_last_checkpoint(tmp_path):
         rundir = tmp_path / "part" / "runs" / tid
         for step in (15, 20):
             (rundir / "checkpoints" / f"step_{step:08d}.safetensors").unlink()
+        stale = rundir / "snapshots" / f"step_{13:08d}.safetensors"  # off the record schedule
+        shutil.copy(rundir / "snapshots" / f"step_{14:08d}.safetensors", stale)
         path = tmp_path / "part" / "trials" / f"{tid}.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "state": "running"}))
     again = run_sweep(**kw, directory=tmp_path / "part")
     assert (again.trials()["attempt"] == 2).all()
+    assert not stale.exists() and again.run(tid).steps == whole.run(tid).steps
     a, b = whole.frame(), again.frame()
     assert len(a) == len(b) and np.abs(a["value"].to_numpy() - b["value"].to_numpy()).max() < 1e-6
 

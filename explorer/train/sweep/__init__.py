@@ -224,4 +224,3 @@ def run_sweep(
         if isinstance(callback, tqdm_progress):
             callback.close()
     return SweepResult(directory)
-

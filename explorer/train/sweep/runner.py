@@ -101,7 +101,9 @@ class _TrialRun:
 
     def _resume(self, run: Run, step: int) -> None:
         """Continue from the checkpoint at ``step``: weights, optimizer, step, history and
-        batch order."""
+        batch order. What a killed worker wrote after ``step`` is dropped first, so a lab
+        following the trial never sees those steps twice."""
+        self.writer.truncate(step)
         t = self.trainer
         ckpt = run.load_checkpoint(step, model=t.model, optimizer=t.optimizer)
         load_rng_state(t, ckpt.state["rng"])
@@ -155,7 +157,7 @@ class _TrialRun:
             try:
                 layers = default_layers(t.model)[-1:]
             except ValueError:
-                layers = []  # a user model without hook points: predictions only
+                layers = []  # nothing to observe (no submodules): predictions only
         if layers:
             was = t.model.training
             t.model.eval()

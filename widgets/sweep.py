@@ -166,7 +166,9 @@ class SweepLab(Lab):
             self._group.options = [("none", "")] + [(s, s) for s in result.swept]
             self._group.value = self._want["group"] if self._want["group"] in swept else ""
             metrics = sorted(set(result.frame()["metric"])) or [result.metric]
-            self._metric.options = metrics if result.metric in metrics else [result.metric, *metrics]
+            self._metric.options = (
+                metrics if result.metric in metrics else [result.metric, *metrics]
+            )
             self._metric.value = self._want["metric"] or result.metric
         self._refresh_export_views()
 
@@ -227,6 +229,7 @@ class SweepLab(Lab):
         self._set_status(self._progress_text())
 
     def _draw_view(self) -> None:
+        self._axes_row.layout.display = "" if self._view.value == "metric" else "none"
         # a new widget per drawing: the views differ in subplots, annotations and colour
         # axes, and a FigureWidget keeps layout keys a new figure does not set
         w = go.FigureWidget(self._figure(self._view.value))
@@ -327,10 +330,12 @@ class SweepLab(Lab):
         self._open.on_click(lambda _: self._guard(
             lambda: self.open_trial(lab=self._open_in.value), "open failed: "))  # fmt: skip
         row = W.Layout(flex_flow="row wrap", align_items="center")
+        # what the metric view draws; the analysis views have no x, lines or metric
+        self._axes_row = W.HBox([self._x, self._group, self._metric], layout=row)
         self._set_body(
             W.HBox([self._bar, self._progress_line], layout=row),
             self._view,
-            W.HBox([self._x, self._group, self._metric], layout=row),
+            self._axes_row,
             self._figure_box,
             W.HBox([self._trial, self._open_in, self._open], layout=row),
         )

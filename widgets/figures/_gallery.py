@@ -372,7 +372,57 @@ def cases() -> dict[str, Case]:
         "attention.vit_overlay_figure": lambda: attention.vit_overlay_figure(
             np.outer(np.hanning(32), np.hanning(32)), att()["att"][0, 0, :4, :4], title="patch map"
         ),
+        **_sweep_cases(),
     }
+
+
+def _sweep_cases() -> dict[str, Case]:
+    from explorer.train.sweep import analysis as an
+    from widgets.figures import sweep
+
+    def trials() -> pd.DataFrame:  # final test loss and accuracy of every trial
+        result = _sweep_result()
+        loss = result.final("test_loss").rename(columns={"value": "test_loss"})
+        acc = result.final("test_acc")[["trial_id", "value"]].rename(columns={"value": "test_acc"})
+        return loss.merge(acc, on="trial_id")
+
+    return {
+        "sweep.metric_figure": lambda: sweep.metric_figure(
+            _sweep_result().final(),
+            "width",
+            metric="test_loss",
+            selected=str(_sweep_result().trials()["trial_id"].iloc[0]),
+            title="test loss",
+        ),
+        "sweep.seed_cka_figure": lambda: sweep.seed_cka_figure(an.seed_cka(_sweep_result())),
+        "sweep.config_cka_figure": lambda: sweep.config_cka_figure(an.config_cka(_sweep_result())),
+        "sweep.disagreement_figure": lambda: sweep.disagreement_figure(
+            an.seed_disagreement(_sweep_result())
+        ),
+        "sweep.relation_figure": lambda: sweep.relation_figure(
+            trials(),
+            "test_loss",
+            "test_acc",
+            color="width",
+            symbol="seed",
+            title="final test loss and accuracy of each trial",
+        ),
+    }
+
+
+@cache
+def _sweep_result() -> Any:
+    """A small real sweep: 3 widths × 3 seeds of an MLP on moons, 30 steps, in this process."""
+    import tempfile
+
+    from explorer.models import MLPConfig
+    from explorer.train.sweep import run_sweep
+
+    return run_sweep(
+        "moons", MLPConfig(in_dim=2, out_dim=2, depth=2, width=8), grid={"width": [4, 8, 16]},
+        seeds=[0, 1, 2], steps=30, train={"lr": 0.03, "eval_every": 10}, progress=False,
+        workers=0, directory=tempfile.mkdtemp(prefix="gallery-sweep-"),
+    )  # fmt: skip
 
 
 @cache

@@ -23,11 +23,12 @@ __all__ = [
 
 
 def _log_axis(values: Sequence[float]) -> bool:
-    """Log scale for a positive numeric axis spanning more than a decade."""
+    """Log scale for a positive numeric axis spanning three octaves or more (σ 1…64,
+    learning rates 1e-3…3e-2); widths 8…32 stay linear."""
     v = pd.to_numeric(pd.Series(values), errors="coerce")
     if v.isna().any() or (v <= 0).any() or len(v) < 2:
         return False
-    return bool(v.max() / v.min() > 10)
+    return bool(v.max() / v.min() >= 8)
 
 
 def metric_figure(
@@ -93,20 +94,21 @@ def seed_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
     :func:`explorer.train.sweep.analysis.seed_cka`), sharing one colour scale."""
     keys = [c for c in frame.columns if c not in ("seed_a", "seed_b", "metric", "value")]
     groups = [((), frame)] if not keys else list(frame.groupby(keys, sort=True))
-    panels = []
+    panels, labels = [], []
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{k}={v}" for k, v in zip(keys, key)) or "all"
+        labels.append(", ".join(f"{k}={v}" for k, v in zip(keys, key)) or "all")
         mat = part.pivot(index="seed_a", columns="seed_b", values="value")
-        seeds = [f"seed {s}" for s in mat.index]
-        panels.append(HeatmapPanel(mat.to_numpy(), seeds, seeds, label, label))
+        seeds = [str(s) for s in mat.index]
+        # axes titled "seed" alone: panels of a row with the same seeds share their y labels
+        panels.append(HeatmapPanel(mat.to_numpy(), seeds, seeds, "", ""))
     metric = str(frame["metric"].iloc[0]) if len(frame) else "linear CKA"
     fig = similarity_heatmaps(
-        panels, metric_label=metric, axis_label="seed", columns=min(len(panels), 2),
-        title=title or f"{metric}: seed × seed of the final representations",
+        panels, metric_label=metric, axis_label="seed", columns=min(len(panels), 3),
+        title=title or f"{metric}: seed × seed",
     )  # fmt: skip
-    for ann, panel in zip(fig.layout.annotations, panels):  # "width=8", not "… vs itself"
-        ann.text = panel.row_model
+    for ann, label in zip(fig.layout.annotations, labels):  # "width=8", not "… vs itself"
+        ann.text = label
     return fig
 
 

@@ -21,8 +21,8 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.analysis.sweep import config_cka, seed_cka, seed_disagreement
 from explorer.train.sweep import SweepSource
-from explorer.train.sweep.analysis import config_cka, seed_cka, seed_disagreement
 from explorer.train.sweep.progress import SweepProgress
 from widgets._lab import Lab
 from widgets.figures import sweep as figs

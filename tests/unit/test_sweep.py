@@ -211,7 +211,7 @@ def test_streamed_cka_equals_all_at_once_and_holds_two_blocks_at_most():
     import weakref
 
     from explorer.analysis.alignment import cka_matrix
-    from explorer.train.sweep.analysis import stream_cka
+    from explorer.analysis.sweep import stream_cka
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(64, 6))
@@ -241,7 +241,7 @@ def test_streamed_cka_equals_all_at_once_and_holds_two_blocks_at_most():
 
 
 def test_seed_and_config_cka_and_disagreement_of_a_sweep(tmp_path):
-    from explorer.train.sweep.analysis import (
+    from explorer.analysis.sweep import (
         config_cka,
         disagreement_summary,
         seed_cka,

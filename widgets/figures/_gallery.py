@@ -377,7 +377,7 @@ def cases() -> dict[str, Case]:
 
 
 def _sweep_cases() -> dict[str, Case]:
-    from explorer.train.sweep import analysis as an
+    from explorer.analysis import sweep as an
     from widgets.figures import sweep
 
     def trials() -> pd.DataFrame:  # final test loss and accuracy of every trial

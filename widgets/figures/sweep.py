@@ -91,7 +91,7 @@ def metric_figure(
 
 def seed_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Seed × seed heatmaps, one per config (``frame`` from
-    :func:`explorer.train.sweep.analysis.seed_cka`), sharing one colour scale."""
+    :func:`explorer.analysis.sweep.seed_cka`), sharing one colour scale."""
     keys = [c for c in frame.columns if c not in ("seed_a", "seed_b", "metric", "value")]
     groups = [((), frame)] if not keys else list(frame.groupby(keys, sort=True))
     panels, labels = [], []
@@ -114,7 +114,7 @@ def seed_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
 
 def config_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Config × config heatmap, averaged over the seeds in ``frame`` (from
-    :func:`explorer.train.sweep.analysis.config_cka`)."""
+    :func:`explorer.analysis.sweep.config_cka`)."""
     mean = frame.groupby(["config_a", "config_b"], sort=False)["value"].mean().unstack()
     order = list(dict.fromkeys(frame["config_a"]))
     mean = mean.loc[order, order]
@@ -131,7 +131,7 @@ def config_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
 
 def disagreement_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Mean error of the test examples at each level of seed disagreement, one line per
-    config (``frame`` from :func:`explorer.train.sweep.analysis.seed_disagreement`); the
+    config (``frame`` from :func:`explorer.analysis.sweep.seed_disagreement`); the
     marker size is the number of examples at that level."""
     keys = [c for c in frame.columns if c not in ("example", "metric", "value")]
     wide = frame.pivot_table(index=[*keys, "example"], columns="metric", values="value")

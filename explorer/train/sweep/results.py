@@ -32,7 +32,8 @@ __all__ = ["FinalEvaluation", "SweepResult", "SweepSnapshot", "SweepSource", "lo
 class FinalEvaluation:
     """A trial's final evaluation: ``predictions`` (n, C) (class probabilities for
     cross-entropy, raw outputs otherwise), ``targets`` (n,) or (n, C), ``representations``
-    ``{hook name: (n, d)}`` (token sequences mean-pooled), ``loss`` ("ce" | "mse")."""
+    ``{hook name: array}`` as captured ((n, d), (n, T, d) token sequences, (n, C, H, W) maps;
+    :mod:`explorer.analysis.sweep` pools them), ``loss`` ("ce" | "mse")."""
 
     def __init__(self, path: Path) -> None:
         with safe_open(str(path), framework="pt", device="cpu") as f:

@@ -8,7 +8,6 @@ to ``emit(dict)``: ``{"event": "running" | "progress" | "finished", "trial_id", 
 
 from __future__ import annotations
 
-import base64
 import time
 import traceback
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from explorer.analysis import pool_features
 from explorer.models import capture
 from explorer.models.observe import default_layers
 from explorer.train.config import TaskLike
@@ -33,34 +31,6 @@ __all__ = ["CHECKPOINT_SECONDS", "Emit", "run_config"]
 
 Emit = Callable[[dict[str, Any]], None]
 CHECKPOINT_SECONDS = 10.0  # default: a checkpoint after this much training (see _Schedule)
-
-
-# ---------------------------------------------------------------------- exact resume
-def _b64(t: torch.Tensor) -> str:
-    return base64.b64encode(t.numpy().tobytes()).decode()
-
-
-def _unb64(s: str) -> torch.Tensor:
-    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
-
-
-def rng_state(trainer: Trainer) -> dict[str, Any]:
-    """The trainer's minibatch order and dropout generator, as JSON (for an exact resume)."""
-    dropout = trainer._dropout_rng
-    return {
-        "batch_rng": _b64(trainer._batch_gen.get_state()),
-        "order": trainer._order.tolist(),
-        "cursor": int(trainer._cursor),
-        "dropout_rng": None if dropout is None else _b64(dropout),
-    }
-
-
-def load_rng_state(trainer: Trainer, state: dict[str, Any]) -> None:
-    trainer._batch_gen.set_state(_unb64(state["batch_rng"]))
-    trainer._order = torch.tensor(state["order"], dtype=torch.long)
-    trainer._cursor = int(state["cursor"])
-    if state.get("dropout_rng") is not None:
-        trainer._dropout_rng = _unb64(state["dropout_rng"])
 
 
 # ---------------------------------------------------------------------- one trial on disk
@@ -100,19 +70,12 @@ class _TrialRun:
             self.record(history=False)
 
     def _resume(self, run: Run, step: int) -> None:
-        """Continue from the checkpoint at ``step``: weights, optimizer, step, history and
-        batch order. What a killed worker wrote after ``step`` is dropped first, so a lab
+        """Continue from the checkpoint at ``step`` (``Trainer.restore``): weights, optimizer,
+        step, history, batch order and generators. What a killed worker wrote after ``step`` is dropped first, so a lab
         following the trial never sees those steps twice."""
         self.writer.truncate(step)
-        t = self.trainer
-        ckpt = run.load_checkpoint(step, model=t.model, optimizer=t.optimizer)
-        load_rng_state(t, ckpt.state["rng"])
-        t.global_step = step
-        t.history = [
-            {**{k: v for k, v in row.items() if k != "step"}, "step": int(row["step"])}
-            for row in run.history()
-            if row["step"] <= step
-        ]
+        history = [{**row, "step": int(row["step"])} for row in run.history()]
+        self.trainer.restore(run.checkpoint_path(step), history=history)
 
     def update(self, trainer: Trainer) -> None:
         """Follow ``trainer``, now holding this seed's state (after a batched stretch)."""
@@ -128,12 +91,14 @@ class _TrialRun:
             self.store.update(self.trial.trial_id, step=self.trainer.global_step)
 
     def checkpoint(self, state: str = "running", message: str = "") -> None:
-        """Model, optimizer and batch order at this step (a resume starts from here)."""
+        """Model, optimizer and ``Trainer.resume_state`` at this step (a resume starts here)."""
         t = self.trainer
         # history first: a checkpoint is the commit point a resume starts from, and the
         # history then always reaches it (rows past it are dropped on resume)
         self.writer.write_history(t.history)
-        self.writer.write_checkpoint(t.global_step, t.model, t.optimizer, {"rng": rng_state(t)})
+        self.writer.write_checkpoint(
+            t.global_step, t.model, t.optimizer, t.resume_state(history=False)
+        )
         self.writer.set_status(state, t.global_step, message)
         self.store.update(self.trial.trial_id, step=t.global_step)
 
@@ -165,9 +130,8 @@ class _TrialRun:
                 cache = capture(t.model, x, layers, dtype=torch.float32)
             finally:
                 t.model.train(was)
-            for name in layers:  # token sequences and maps mean-pooled to (n, d)
-                rep = torch.as_tensor(pool_features(cache[name], "mean"))
-                tensors[f"reps.{name}"] = rep.float().cpu().contiguous()
+            for name in layers:  # as captured: analysis pools token sequences and maps
+                tensors[f"reps.{name}"] = torch.as_tensor(cache[name]).float().cpu().contiguous()
         metadata = {"split": split, "loss": t.loss_name, "step": str(t.global_step)}
         path = self.store.final_path(self.trial.trial_id)
         _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -1,31 +1,37 @@
-"""Analysis over a sweep's trials, from their final evaluations (see
-:class:`~explorer.train.sweep.results.FinalEvaluation`):
+"""Analysis over a sweep's trials (a :class:`~explorer.train.sweep.SweepResult`), from their
+final evaluations (see :class:`~explorer.train.sweep.results.FinalEvaluation`):
 
 - :func:`seed_cka` — linear CKA between the final representations of every pair of seeds of
   each config; :func:`config_cka` — between every pair of configs under each seed. Streamed:
   at most ``2 × block`` trials' representations are in memory at once, so 100 trials never
-  are; the CKA itself is :func:`explorer.analysis.alignment.cka_matrix`.
+  are; the CKA itself is :func:`explorer.analysis.alignment.cka_matrix`, on representations
+  stored as captured and pooled here (``pool``, as everywhere: default ``"mean"``).
 - :func:`seed_disagreement` — per test example and config, how often independently trained
   seeds disagree and how often they are wrong (R5: disagreement tracks error), with
   :func:`disagreement_summary` per config.
+
+The sweep itself comes from :mod:`explorer.train.sweep` (read here through its result object:
+analysis does not import training).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from safetensors import safe_open
 
 from explorer.analysis.alignment import cka_matrix
-from explorer.train.sweep.plan import Trial
-from explorer.train.sweep.results import SweepResult
+from explorer.analysis.pooling import Pool, pool_features
 from explorer.validation import check_positive_int
 
-__all__ = ["config_cka", "disagreement_summary", "seed_cka", "seed_disagreement"]
+if TYPE_CHECKING:
+    from explorer.train.sweep import SweepResult, Trial
+
+__all__ = ["config_cka", "disagreement_summary", "seed_cka", "seed_disagreement", "stream_cka"]
 
 
 def _finished(result: SweepResult) -> list[Trial]:
@@ -51,10 +57,10 @@ def _layer(result: SweepResult, trials: list[Trial], layer: str | None) -> str:
     return layer
 
 
-def _loader(result: SweepResult, layer: str) -> Callable[[str], np.ndarray]:
+def _loader(result: SweepResult, layer: str, pool: Pool) -> Callable[[str], np.ndarray]:
     def load(trial_id: str) -> np.ndarray:
         with safe_open(str(result.store.final_path(trial_id)), framework="np") as f:
-            return np.asarray(f.get_tensor(f"reps.{layer}"))
+            return np.asarray(pool_features(f.get_tensor(f"reps.{layer}"), pool))
 
     return load
 
@@ -105,15 +111,20 @@ def stream_cka(
 
 
 def seed_cka(
-    result: SweepResult, *, layer: str | None = None, debiased: bool = False, block: int = 8
+    result: SweepResult,
+    *,
+    layer: str | None = None,
+    pool: Pool = "mean",
+    debiased: bool = False,
+    block: int = 8,
 ) -> pd.DataFrame:
     """Seed × seed linear CKA of the final representations at ``layer`` (default: the last
-    stored), for every config. Tidy: config columns, seed_a, seed_b, metric, value (both
-    orders and the diagonal, so a pivot gives the full matrix; NaN for a trial whose layer
-    is dead, i.e. constant over the inputs)."""
+    stored; token sequences and maps pooled by ``pool``), for every config. Tidy: config
+    columns, seed_a, seed_b, metric, value (both orders and the diagonal, so a pivot gives
+    the full matrix; NaN for a trial whose layer is dead, i.e. constant over the inputs)."""
     trials = _finished(result)
     layer = _layer(result, trials, layer)
-    load = _loader(result, layer)
+    load = _loader(result, layer, pool)
     rows = []
     by_config: dict[str, list[Trial]] = {}
     for t in trials:
@@ -126,9 +137,9 @@ def seed_cka(
     return pd.DataFrame(rows, columns=[*result.swept, "seed_a", "seed_b", "metric", "value"])
 
 
-def config_label(config: dict[str, Any]) -> str:
+def _config_label(trial: Trial) -> str:
     """``"width=8, lr=0.01"`` (``"all"`` for a seeds-only sweep)."""
-    return Trial(config, 0).label().rsplit(", seed", 1)[0] if config else "all"
+    return trial.label().rsplit(", seed", 1)[0] if trial.config else "all"
 
 
 def config_cka(
@@ -136,15 +147,17 @@ def config_cka(
     *,
     seeds: Sequence[int] | None = None,
     layer: str | None = None,
+    pool: Pool = "mean",
     debiased: bool = False,
     block: int = 8,
 ) -> pd.DataFrame:
     """Config × config linear CKA of the final representations under each seed in ``seeds``
-    (default: every seed). Tidy: seed, config_a, config_b (labels as in :func:`config_label`),
-    metric, value; average over seeds with ``groupby(["config_a", "config_b"]).value.mean()``."""
+    (default: every seed). Tidy: seed, config_a, config_b (labels such as ``"width=8,
+    lr=0.01"``), metric, value; average over seeds with ``groupby(["config_a",
+    "config_b"]).value.mean()``."""
     trials = _finished(result)
     layer = _layer(result, trials, layer)
-    load = _loader(result, layer)
+    load = _loader(result, layer, pool)
     wanted = set(result.spec["seeds"] if seeds is None else seeds)
     rows = []
     for seed in sorted(wanted):
@@ -153,8 +166,8 @@ def config_cka(
             continue
         m = stream_cka(load, [t.trial_id for t in group], block=block, debiased=debiased)
         for (i, a), (j, b) in itertools.product(enumerate(group), repeat=2):
-            rows.append({"seed": seed, "config_a": config_label(a.config),
-                         "config_b": config_label(b.config), "metric": "linear CKA",
+            rows.append({"seed": seed, "config_a": _config_label(a),
+                         "config_b": _config_label(b), "metric": "linear CKA",
                          "value": float(m[i, j])})  # fmt: skip
     return pd.DataFrame(rows, columns=["seed", "config_a", "config_b", "metric", "value"])
 

@@ -329,15 +329,18 @@ class SweepLab(Lab):
         self._trial.observe(self._on_trial, names="value")
         self._open.on_click(lambda _: self._guard(
             lambda: self.open_trial(lab=self._open_in.value), "open failed: "))  # fmt: skip
-        row = W.Layout(flex_flow="row wrap", align_items="center")
+
+        def row() -> W.Layout:  # one Layout per box: hiding one row must not hide the others
+            return W.Layout(flex_flow="row wrap", align_items="center")
+
         # what the metric view draws; the analysis views have no x, lines or metric
-        self._axes_row = W.HBox([self._x, self._group, self._metric], layout=row)
+        self._axes_row = W.HBox([self._x, self._group, self._metric], layout=row())
         self._set_body(
-            W.HBox([self._bar, self._progress_line], layout=row),
+            W.HBox([self._bar, self._progress_line], layout=row()),
             self._view,
             self._axes_row,
             self._figure_box,
-            W.HBox([self._trial, self._open_in, self._open], layout=row),
+            W.HBox([self._trial, self._open_in, self._open], layout=row()),
         )
         # an opened trial's lab goes below the sweep's own step slider, export bar and status
         self.children = [*self.children, self._opened_box]

@@ -104,11 +104,14 @@ def seed_cka_figure(frame: pd.DataFrame, *, title: str = "") -> go.Figure:
         panels.append(HeatmapPanel(mat.to_numpy(), seeds, seeds, "", ""))
     metric = str(frame["metric"].iloc[0]) if len(frame) else "linear CKA"
     fig = similarity_heatmaps(
-        panels, metric_label=metric, axis_label="seed", columns=min(len(panels), 3),
+        panels, metric_label=metric, axis_label="seed", columns=min(len(panels), 2),
         title=title or f"{metric}: seed × seed",
     )  # fmt: skip
     for ann, label in zip(fig.layout.annotations, labels):  # "width=8", not "… vs itself"
         ann.text = label
+    cols = min(len(panels), 2)
+    for i in range(len(panels) - cols):  # "seed" under the bottom panels only: room for titles
+        fig.update_xaxes(title_text=None, row=i // cols + 1, col=i % cols + 1)
     return fig
 
 

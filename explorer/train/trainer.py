@@ -483,7 +483,9 @@ class Trainer:
         ``global_step``, and the batch order, generators and divergence windows continue where
         :meth:`save` (or ``state=trainer.resume_state()``) left them. ``history``: the metric
         history to keep (e.g. a run directory's), else the checkpoint's, else this trainer's
-        own up to that step. The last good state becomes the restored one.
+        own up to that step. The last good state becomes the restored one. The file must hold
+        optimizer state (written by :meth:`save` or a run directory); to train on from a
+        weights-only file, build the Trainer on ``load_checkpoint(path).model`` instead.
 
         All or nothing: a missing, corrupt or mismatched file (other architecture, optimizer
         class, parameter groups, a malformed state) raises — ``FileNotFoundError`` or

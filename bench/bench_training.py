@@ -41,7 +41,6 @@ def count_updates(lab: TrainingLab) -> list[int]:
 
 def measure(lab: TrainingLab, steps: int) -> tuple[list[float], list[float], list[float]]:
     """Interleaved runs: (live steps/s, bare steps/s, metric-plot updates/s), warm-up dropped."""
-    updates = count_updates(lab)
     live: list[float] = []
     bare: list[float] = []
     hz: list[float] = []
@@ -50,14 +49,14 @@ def measure(lab: TrainingLab, steps: int) -> tuple[list[float], list[float], lis
 
     def ours() -> None:
         lab.reset()
-        before = updates[0]
+        updates = count_updates(lab)  # reset builds the views anew: count on the new plot
         t0 = time.perf_counter()
         lab.play()
         lab.wait(steps=steps, timeout=600)
         lab.pause()
         elapsed = time.perf_counter() - t0
         live.append(lab.trainer.global_step / elapsed)
-        hz.append((updates[0] - before) / elapsed)
+        hz.append(updates[0] / elapsed)
 
     def peer() -> None:
         trainer = Trainer(model_for_task(lab.task, family, **knobs), lab.task, lab.trainer.config)

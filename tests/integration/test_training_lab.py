@@ -290,6 +290,26 @@ def test_save_writes_a_run_that_loads_and_continues(lab, tmp_path):
         again.close()
 
 
+def test_a_lab_loaded_mid_epoch_takes_the_very_batches_the_saved_one_takes(tmp_path):
+    """The `lab` fixture trains full batch, where any load continues alike; with minibatches
+    a load must continue the batch order and generators (Trainer.resume_state), not reshuffle."""
+    lab = TrainingLab("moons", task_kwargs={"n": 200}, model={"depth": 2, "width": 8},
+                      train={"batch_size": 32}, out_dir=tmp_path)  # fmt: skip
+    try:
+        lab.step(7)  # 150 training samples in batches of 32: stopped inside the second epoch
+        path = lab.save()
+        lab.step(6)
+        again = TrainingLab.load(path)
+        try:
+            again.step(6)
+            losses = [h["loss"] for h in again.trainer.history[7:]]
+            assert losses == [h["loss"] for h in lab.trainer.history[7:]]
+        finally:
+            again.close()
+    finally:
+        lab.close()
+
+
 def test_your_own_module_and_data(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 3)).astype(np.float32)

@@ -6,11 +6,8 @@ with a colour bar, no error output) and a screenshot is saved under artifacts/br
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
-import nbformat
 from labsession import LabSession
 
 NBSP = "\xa0"
@@ -41,20 +38,6 @@ AXES = (".xp-sweep-x", ".xp-sweep-metric")  # the metric view's own controls
 ANALYSIS = [c for c in CONTROLS if c not in AXES]
 
 
-def _write_notebook(url: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (SETUP, LIVE)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}  # fmt: skip
-    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
-    req = urllib.request.Request(
-        f"{url}/api/contents/sweep_lab.ipynb", data=body, method="PUT",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=30):
-        return "sweep_lab.ipynb"
-
-
 def _check(lab: LabSession, root: Any, name: str, visible=CONTROLS, hidden=()) -> None:  # type: ignore[no-untyped-def]
     lab.page.wait_for_timeout(400)  # let the last comm messages render
     problems = lab.layout_problems(root, visible, hidden)
@@ -71,8 +54,8 @@ def _view(lab: LabSession, root: Any, name: str, title: str) -> None:
     )  # fmt: skip
 
 
-def test_sweep_lab_in_jupyterlab(lab: LabSession, lab_server: str) -> None:
-    lab.open(_write_notebook(lab_server))
+def test_sweep_lab_in_jupyterlab(lab: LabSession) -> None:
+    lab.open(lab.write_notebook("sweep_lab.ipynb", [SETUP, LIVE]))
     lab.run_all(timeout_s=300)
     page = lab.page
     done = page.locator(".xp-sweep-lab").nth(0)

@@ -56,6 +56,14 @@ function textWidth(ctx, strings) {
   return Math.max(0, ...strings.map((s) => ctx.measureText(s).width));
 }
 
+// ``s`` shortened with an ellipsis to at most ``px`` wide (rotated labels have a capped margin).
+function fit(ctx, s, px) {
+  if (ctx.measureText(s).width <= px) return s;
+  let n = s.length;
+  while (n > 1 && ctx.measureText(s.slice(0, n) + "…").width > px) n -= 1;
+  return s.slice(0, n) + "…";
+}
+
 // Axis tick labels of one tile: [[position 0..1 along the axis, text], …] for rows and columns.
 function axisTicks(model, rows, cols, w, h) {
   const ext = model.get("extent");
@@ -259,7 +267,7 @@ function draw(model, el) {
         ctx.translate(x, top + h + 5);
         ctx.rotate(-Math.PI / 2);
         ctx.textAlign = "right";
-        ctx.fillText(s, 0, 0);
+        ctx.fillText(fit(ctx, s, bottom - 10), 0, 0);
         ctx.restore();
       } else {
         ctx.textAlign = "center";

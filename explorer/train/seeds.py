@@ -66,8 +66,8 @@ class MultiSeedTrainer:
     ) -> None:
         if not callable(factory) or isinstance(factory, nn.Module):
             raise TypeError("factory must be a callable building a fresh model: f() or f(seed)")
-        seeds = [int(s) for s in seeds]
-        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        seeds = [check_positive_int(s, "seeds", minimum=0) for s in seeds]  # 1.5 is no seed
+        if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
         if mode not in ("auto", "vmap", "sequential"):
             raise ValueError(f"mode must be 'auto', 'vmap' or 'sequential', got {mode!r}")

@@ -15,6 +15,7 @@ from torch import nn
 from explorer.errors import ExplorerWarning
 from explorer.train import (
     CheckpointError,
+    MultiSeedTrainer,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -622,3 +623,9 @@ def test_a_test_split_the_model_cannot_take_is_refused_before_training():
     task.x_test = np.zeros((len(task.y_test), 3), np.float32)  # evaluation would fail at step 1
     with pytest.raises(ValueError, match=r"inputs of shape \(n, 3\)"):
         Trainer(mlp, task)
+
+
+@pytest.mark.parametrize("seeds", [[1.5], [True], ["1"], [-1], [0, 0], []])
+def test_multi_seed_trainer_refuses_seeds_that_are_not_distinct_integers(seeds):
+    with pytest.raises(ValueError, match="seeds must"):  # 1.5 and True were truncated to 1
+        MultiSeedTrainer(mlp, xor_task(), seeds=seeds)

@@ -595,6 +595,7 @@ class ProbeLab(Lab):
         self._set_status(
             f"{self._metric_label()}: clean {a:.3g}, corrupted {b:.3g} "
             f"(mean over {batch_size(self._clean)} inputs){self._step_note()}"
+            + self._corruption_note()
             + (" · clean and corrupted read the same: nothing to restore; give corrupted=..."
                if a == b else "")
         )  # fmt: skip
@@ -649,6 +650,11 @@ class ProbeLab(Lab):
             title=f"input {self.row}: next token with {where} patched from clean",
         )  # fmt: skip
 
+    def _corruption_note(self) -> str:
+        if self._given["corrupted"] is not None:
+            return ""
+        return " · corrupted = the clean inputs shifted by one row (give corrupted= for pairs)"
+
     def _what(self) -> str:
         """The Intervene tab's action in words."""
         head = f"L{self.layer} H{self.head}"
@@ -665,8 +671,9 @@ class ProbeLab(Lab):
             f"{v['before']:.3g} → {v['after']:.3g} (mean over {batch_size(self._clean)} inputs)"
         )
         _replace(self.change, self._figure("intervention"))
+        on_corrupted = ACTIONS[self.action.value] in ("patch", "steer")
         self._set_status(f"{what}: {self._metric_label()} {v['before']:.3g} → {v['after']:.3g}"
-                         f"{self._step_note()}")  # fmt: skip
+                         f"{self._step_note()}{self._corruption_note() if on_corrupted else ''}")  # fmt: skip
 
     def _attribution_note(self) -> str:
         a = self.attribution

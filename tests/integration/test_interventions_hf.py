@@ -281,6 +281,7 @@ def test_probe_lab_on_a_causal_lm_folder(folders):
     assert lab.last_error is None, lab.last_error
     assert lab.views == ("patching", "intervention", "attribution", "logit_lens")
     assert lab.metric == "logit_diff" and lab.patching.attrs["forwards"] == 2 + 2
+    assert "shifted" not in lab.status  # the pairs were given
     assert lab.row_select.options[0][0].startswith("0: Four")
     lab.tabs.selected_index = 3
     assert set(lab.lens.layer) == {0, 1, 2} and lab.last_error is None

@@ -42,7 +42,7 @@ def test_views_are_the_plain_functions_and_clicks_select(trained, tmp_path):
     assert lab.views == ("patching", "intervention", "attribution", "logit_lens")
     x, y = task.x_test[:16], task.y_test[:16]
     # the default read-out: the task's scored tokens (loss); corrupted = rows shifted by one
-    assert lab.metric == "loss"
+    assert lab.metric == "loss" and "shifted by one row" in lab.status
     expected = iv.patching_sweep(model, x, x.roll(1, 0), "resid_pre", metric="loss", targets=y)
     pd.testing.assert_frame_equal(lab.patching, expected)
     assert lab.patch_grid.shape == [1, 2, 13] and lab.patch_grid.colorbar_title

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from explorer.train.checkpoint import write_atomically
 from explorer.train.sweep.plan import FORMAT, VERSION, SweepPlan
 
 __all__ = ["FINISHED", "STATES", "SweepStore"]
@@ -35,15 +35,9 @@ FINISHED = ("done", "diverged", "stopped")  # skipped when the sweep runs again
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Explorer's one atomic writer (dead writers' temps swept); records and final
+    evaluations are rewritten often, so without fsync (like run directories' files)."""
+    write_atomically(path, write, fsync=False)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -60,12 +60,15 @@ class _Worker:
         self.task = task
         self.conn.send(("run", [t.trial_id for t in task]))
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit, then terminate and kill it by PID if it does not."""
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(("stop", None))
         except OSError:
             pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit, then terminate and kill it by PID if it does not."""
+        self.ask_to_stop()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -127,6 +130,8 @@ def run_local(
                             tracker.event({"event": "finished", "trial_id": t.trial_id,
                                            "state": "failed"})  # fmt: skip
     finally:
+        for w in pool:  # all at once: the workers exit together
+            w.ask_to_stop()
         for w in pool:
             w.stop()
 
@@ -185,8 +190,9 @@ def worker_main(fd: int, threads: int) -> None:
     store: SweepStore | None = None
     while True:
         kind, body = conn.recv()
-        if kind == "stop":
-            return
+        if kind == "stop":  # every file is written (atomically): skip the interpreter's teardown
+            conn.close()
+            os._exit(0)
         if kind == "plan":
             plan, store = cloudpickle.loads(body[0]), SweepStore(body[1])
             continue

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
 
+import explorer.kernels._numba  # noqa: F401  (starts numba's threads before any query here)
+
 DeviceLike: TypeAlias = str | torch.device
 ArrayLike: TypeAlias = np.ndarray | torch.Tensor
 Backend: TypeAlias = Literal["numba", "torch"]
@@ -189,9 +191,7 @@ def run_on_workers(
     BLAS threads left as they are.
     """
     todo = list(jobs)
-    torch_threads = torch.get_num_threads()  # numba's first thread query can reset OpenMP's
     workers = max(1, min(numba.get_num_threads(), len(todo))) if parallel else 1
-    torch.set_num_threads(torch_threads)
     if workers == 1 or getattr(_worker_state, "inside", False):  # (no pool inside a pool job)
         for job in todo:
             work(0, job)

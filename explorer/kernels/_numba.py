@@ -7,6 +7,11 @@ Rules learnt by pynndescent and umap:
   ``np.isnan`` returns False); :data:`FASTMATH_SAFE` keeps NaN/inf semantics and only allows
   reassociation and contraction for reductions.
 - decorators are lazy (no signatures), so nothing compiles at import time.
+- numba's thread pool starts when this module is imported (~1 ms), with torch's thread count kept:
+  started later by the first parallel kernel or thread query, numba's OpenMP layer would set
+  OpenMP's count, which torch reads as its own, back to all cores, silently undoing a user's
+  ``torch.set_num_threads(1)`` (training after a CKA or head-statistics call ran up to 10× slower
+  on a busy machine).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numba
+import torch
+from numba.np.ufunc import parallel as _numba_parallel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +32,15 @@ LEAF_REDUCTION: dict[str, Any] = {**LEAF, "fastmath": set(FASTMATH_SAFE)}
 PARALLEL: dict[str, Any] = {"nogil": True, "parallel": True, "cache": False}
 
 __all__ = ["FASTMATH_SAFE", "LEAF", "LEAF_REDUCTION", "PARALLEL", "leaf", "parallel", "threads"]
+
+
+def _start_thread_pool() -> None:
+    torch_threads = torch.get_num_threads()
+    _numba_parallel._launch_threads()
+    torch.set_num_threads(torch_threads)
+
+
+_start_thread_pool()
 
 
 def leaf(fn: F) -> F:

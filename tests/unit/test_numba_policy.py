@@ -56,3 +56,27 @@ def test_importing_explorer_compiles_nothing() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+@pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="one core: torch's default count is already 1"
+)
+def test_parallel_kernels_keep_torchs_thread_count() -> None:
+    # numba's OpenMP layer, started by the first parallel kernel or thread query after torch has
+    # run, used to set torch's count back to all cores (notebooks then trained 10x slower)
+    code = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(1)\n"
+        "(torch.ones(300, 300) @ torch.ones(300, 300)).sum()  # torch's OpenMP pool now runs\n"
+        "from explorer.analysis import attention\n"
+        "from explorer.analysis.alignment import cka_matrix\n"
+        "from explorer.analysis.geometry import knn\n"
+        "rng = np.random.default_rng(0)\n"
+        "attention.head_statistics(rng.dirichlet(np.ones(8), size=(2, 4, 8)).astype(np.float32))\n"
+        "cka_matrix([rng.random((300, 16), dtype=np.float32) for _ in range(3)])\n"
+        "knn(rng.random((300, 8), dtype=np.float32), k=3)\n"
+        "print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

@@ -35,9 +35,15 @@ def test_spectrum_panel_updates_live_during_training(lab: LabSession) -> None:
         timeout=60_000,
     )
     page.get_by_role("button", name="Pause").click()
-    steps = [int(s) for s in lab.kernel("print(*spectrum_lab.steps)").split()]
+    # the last snapshots may still be on their way (trailing redraw): stop, let the lab draw
+    # them, then read steps and heatmap together
+    shown = lab.kernel(
+        "train_lab.pause(); spectrum_lab.wait()\n"
+        "print(spectrum_lab.heatmap.shape[2], *spectrum_lab.steps)"
+    ).split()
+    columns, steps = int(shown[0]), [int(s) for s in shown[1:]]
     assert len(steps) >= before + 3 and steps == sorted(steps)
-    assert int(lab.kernel("print(spectrum_lab.heatmap.shape[2])")) == len(steps)
+    assert columns == len(steps)  # one heatmap column per recorded snapshot
     panel.scroll_into_view_if_needed()
     shot = lab.screenshot("spectrum_lab_live")
     assert shot.stat().st_size > 10_000

@@ -305,15 +305,19 @@ def sample_predictions_figure(
     rows = max(1, -(-n // columns))
     titles = [f"{name(p)}" if p == t else f"{name(p)} ✗ ({name(t)})" for p, t in zip(pred, truth)]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
-                        horizontal_spacing=0.01, vertical_spacing=0.08)  # fmt: skip
+                        horizontal_spacing=0.01, vertical_spacing=0.22)  # fmt: skip
     for i, img in enumerate(imgs):
         fig.add_trace(
             go.Heatmap(z=img, coloraxis="coloraxis", hoverinfo="skip"), i // columns + 1, i % columns + 1
         )  # fmt: skip
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain", constraintoward="top")
+    for i in range(n):  # square pixels, each tile right under its title
+        fig.update_yaxes(
+            scaleanchor=f"x{i + 1 if i else ''}", row=i // columns + 1, col=i % columns + 1
+        )
     fig.update_layout(
-        title=title or "predicted class of test images", height=130 * rows + 60,
+        title=title or "predicted class of test images", height=120 * rows + 80,
         width=100 * columns + 90,
         coloraxis=dict(colorscale="Greys_r", cmin=float(imgs.min()), cmax=float(imgs.max()),
                        colorbar=dict(title="pixel value")),

@@ -5,6 +5,7 @@ values and the marked cell show. Screenshots go to ``artifacts/figures/``."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +121,14 @@ def test_tall_narrow_map_fills_its_tile_with_axes(page: Any) -> None:
     (w, h), = got["canvases"]  # fmt: skip
     assert w >= 260 and h >= 200  # the map itself fills the tile, ticks and labels besides
     assert got["bar"] == "log₁₀ power" and (got["x"], got["y"]) == ("step", "frequency")
+    # numeric axes (extent) tick at 1, 2 or 5 × 10^k: steps 0…10 never show 2.5 / 7.5
+    for lo, hi, n in [(0, 10, 4), (0, 10, 3), (0, 100, 4), (0, 0.5, 4), (3, 17, 5)]:
+        ticks = page.evaluate(f"niceTicks({lo}, {hi}, {n})")
+        assert len(ticks) >= 2 and all(lo <= t <= hi for t in ticks)
+        steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+        assert len(steps) == 1, ticks
+        mantissa = float(f"{steps.pop():.3e}".split("e")[0])
+        assert mantissa in (1.0, 2.0, 5.0), ticks
 
 
 def test_alignment_values_and_marked_cell(page: Any) -> None:

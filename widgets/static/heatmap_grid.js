@@ -30,12 +30,13 @@ function floats(v) {
   return new Float32Array(buf, v.byteOffset || 0, (v.byteLength || buf.byteLength) / 4);
 }
 
-// about `n` round tick values covering [lo, hi]
+// about `n` round tick values covering [lo, hi]: steps of 1, 2 or 5 × 10^k (no 2.5, so an axis of
+// training steps or token positions never shows 2.5 / 7.5)
 function niceTicks(lo, hi, n) {
   const span = hi - lo;
   if (!(span > 0)) return [lo];
   const raw = span / n, mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= n) || 10 * mag;
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= n) || 10 * mag;
   const out = [];
   for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
   return out;

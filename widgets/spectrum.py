@@ -117,6 +117,11 @@ class SpectrumLab(Lab):
         if source is not None:
             self.follow(source)
 
+    @property
+    def _frequency_title(self) -> str:
+        """A signal's frequencies are cycles per sample; an image's (radial 2-D spectrum) per pixel."""
+        return f"frequency (cycles per {'pixel' if len(self.shape) == 2 else 'sample'})"
+
     # ------------------------------------------------------------------ data in
     def set_target(self, values: Any, shape: tuple[int, ...]) -> None:
         """The target on the grid: values (N, C) in raster order over ``shape`` (1-D or 2-D);
@@ -290,6 +295,7 @@ class SpectrumLab(Lab):
                 extent=[float(steps[0]), float(steps[-1]), float(shown.freqs[0]), float(shown.freqs[-1])],
                 colorbar_title="log₁₀ residual power" if self.log_scale else "residual power",
                 caption=f"which frequencies are still wrong: {len(steps)} snapshots",
+                y_title=self._frequency_title,
             )  # fmt: skip
         with self.current.batch_update():
             self.current.data = ()
@@ -297,10 +303,12 @@ class SpectrumLab(Lab):
                 figs.spectrum_traces(self._current_spectra(), dashed=("target",))
             )
             self.current.layout.yaxis.type = axis
+            self.current.layout.xaxis.title.text = self._frequency_title
         with self.layer_fig.batch_update():
             self.layer_fig.data = ()
             self.layer_fig.add_traces(figs.spectrum_traces(self.layers))
             self.layer_fig.layout.yaxis.type = axis
+            self.layer_fig.layout.xaxis.title.text = self._frequency_title
         esd = self._weight_esd()
         with self.esd_fig.batch_update():
             self.esd_fig.data = ()
@@ -337,12 +345,13 @@ class SpectrumLab(Lab):
             res = self.residual
             assert res is not None
             return figs.residual_history_figure(self._residual_steps(), res, log=log)
+        xlabel = self._frequency_title
         if view == "output_spectrum":
             return figs.spectrum_figure(self._current_spectra(), log=log, dashed=("target",),
-                                        title="output spectrum vs target")  # fmt: skip
+                                        title="output spectrum vs target", xlabel=xlabel)  # fmt: skip
         if view == "layer_spectra":
             return figs.spectrum_figure(
-                self.layers, log=log, title="per-layer spectra (channel mean)"
+                self.layers, log=log, title="per-layer spectra (channel mean)", xlabel=xlabel
             )
         esd = self._weight_esd()
         if view == "weight_esd":

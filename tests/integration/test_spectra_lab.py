@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from explorer.analysis import spectra as S
+from explorer.data.images import image_task
 from explorer.data.signals import signal_1d
 from explorer.models import MLP, MLPConfig
 from explorer.models.hooks import capture
@@ -75,6 +76,16 @@ def test_a_model_on_a_field_task(task, model) -> None:  # type: ignore[no-untype
     assert len(lab.esd_fig.data) >= 1 and "step 0" in lab.status
     lab.scale.value = "linear"
     assert lab.current.layout.yaxis.type == "linear" and lab.esd_fig.layout.xaxis.type == "linear"
+    assert lab.current.layout.xaxis.title.text == "frequency (cycles per sample)"
+    assert lab.heatmap.y_title == lab.to_figure("layer_spectra").layout.xaxis.title.text
+
+
+def test_an_image_task_is_in_cycles_per_pixel() -> None:
+    task = image_task("checker", size=16)
+    lab = SpectrumLab(source=(MLP(MLPConfig(in_dim=2, out_dim=1, depth=1, width=8)), task))
+    title = "frequency (cycles per pixel)"
+    assert lab.current.layout.xaxis.title.text == title == lab.heatmap.y_title
+    assert lab.to_figure("output_spectrum").layout.xaxis.title.text == title
 
 
 def test_updates_without_a_source_replace_a_repeated_step(task) -> None:  # type: ignore[no-untyped-def]

@@ -13,14 +13,6 @@ from widgets.alignment import AlignmentLab
 from widgets.training import TrainingLab
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: thread hand-offs cost more than they save
-    yield
-    torch.set_num_threads(old)
-
-
 def test_default_layers_per_architecture():
     mlp = MLP(MLPConfig(in_dim=2, out_dim=2, depth=3, width=8))
     assert default_layers(mlp) == [

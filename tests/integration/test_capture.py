@@ -78,16 +78,7 @@ def _train(model, task, steps, observe: bool):
     return losses
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread than on oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_fused_and_explicit_paths_train_the_same_and_learn(one_thread):
+def test_fused_and_explicit_paths_train_the_same_and_learn():
     task = make_task("copy", n=256, length=4, n_symbols=4)
     cfg = TransformerConfig(vocab_size=task.meta["vocab_size"], n_ctx=16, d_model=32,
                             n_heads=2, n_layers=2, attention=["softmax", "linear"], seed=0)  # fmt: skip

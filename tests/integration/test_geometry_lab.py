@@ -15,14 +15,6 @@ from widgets.geometry import GeometryLab
 from widgets.training import TrainingLab
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def clouds(n: int = 600, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 3))

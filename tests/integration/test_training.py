@@ -13,14 +13,6 @@ from explorer.models.transformer import Transformer, TransformerConfig
 from explorer.train import MultiSeedTrainer, Recorder, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small_mlp(seed: int) -> nn.Module:
     return MLP(MLPConfig(in_dim=2, out_dim=2, depth=2, width=16, seed=seed))
 

@@ -17,14 +17,6 @@ from widgets.figures import training as figs
 from widgets.training import TrainingLab
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def training_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "xp-training-lab" and t.is_alive()]
 

@@ -13,14 +13,6 @@ from torch import nn
 from explorer.train import Probe, Recorder, Trainer, default_probe
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def blob_task(n: int = 120, n_classes: int = 3) -> SimpleNamespace:
     rng = np.random.default_rng(0)
     y = rng.integers(0, n_classes, n)

@@ -31,14 +31,6 @@ MLP = MLPConfig(in_dim=2, out_dim=2, depth=2, width=8)
 FAST = dict(steps=20, train={"eval_every": 5, "lr": 0.02}, progress=False, workers=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_grid_and_samples_expand_deterministically():
     grid = expand_grid({"width": [8, 16], "lr": [1e-3, 1e-2, 1e-1]})
     assert len(grid) == 6 and grid[0] == {"width": 8, "lr": 1e-3} and grid[-1]["width"] == 16

@@ -26,15 +26,6 @@ from explorer.train.objectives import IGNORE, batch_loss
 from explorer.train.optim import lr_at
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: intra-op threads only add contention on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def xor_task(n: int = 160, seed: int = 0) -> SimpleNamespace:
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)

@@ -237,7 +237,7 @@ def _max_abs(x: ArrayLike) -> float:
         return 0.0
     if isinstance(x, torch.Tensor):
         return float(x.detach().abs().max())
-    return float(np.abs(x).max())
+    return max(float(x.max()), -float(x.min()))  # two passes, no |x| copy
 
 
 def _safe_range(x: ArrayLike) -> tuple[float, float]:

@@ -143,11 +143,11 @@ def add_tile(g: np.ndarray, tile: np.ndarray, r0: int, c0: int, upper: bool) -> 
     """g[r0 + i, c0 + j] += tile[i, j] in float64; ``upper``: only where r0 + i ≤ c0 + j."""
     t, u = tile.shape
     for i in range(t):
-        src = tile[i]
-        dst = g[r0 + i]
-        start = max(0, r0 + i - c0) if upper else 0
-        for j in range(start, u):
-            dst[c0 + j] += np.float64(src[j])
+        start = min(u, max(0, r0 + i - c0)) if upper else 0
+        src = tile[i, start:]  # slices: a loop from a runtime start is not vectorised
+        dst = g[r0 + i, c0 + start : c0 + u]
+        for j in range(src.shape[0]):
+            dst[j] += np.float64(src[j])
 
 
 @_leaf_reduction
@@ -160,45 +160,22 @@ def tile_pair_sums(tiles: np.ndarray, r0: int, c0: int, inner: np.ndarray) -> No
     the upper triangle this gives ⟨K_a, K_b⟩_F. inner: (m, m) float64, kept symmetric.
     """
     m, t, u = tiles.shape
-    rows = np.empty((m, u), dtype=np.float64)  # row i of every tile, widened once
     upper = np.zeros((m, m), dtype=np.float64)  # Σ over entries on and above the diagonal
     diag = np.zeros((m, m), dtype=np.float64)  # Σ over diagonal entries
     for i in range(t):
-        start = max(0, r0 + i - c0)  # first column on or above the diagonal
-        if start >= u:
-            continue
+        start = min(u, max(0, r0 + i - c0))  # first column on or above the diagonal
         for a in range(m):
-            src = tiles[a, i]
-            dst = rows[a]
-            for j in range(start, u):
-                dst[j] = np.float64(src[j])
-        on_diagonal = r0 + i >= c0  # then column `start` is the diagonal entry
-        for a in range(m):
-            ra = rows[a]
-            b = 0
-            while b + 4 <= a + 1:  # four pairs per pass: one load of row a feeds four FMAs
-                q0, q1, q2, q3 = rows[b], rows[b + 1], rows[b + 2], rows[b + 3]
-                s0 = s1 = s2 = s3 = 0.0
-                for j in range(start, u):
-                    v = ra[j]
-                    s0 += v * q0[j]
-                    s1 += v * q1[j]
-                    s2 += v * q2[j]
-                    s3 += v * q3[j]
-                upper[a, b] += s0
-                upper[a, b + 1] += s1
-                upper[a, b + 2] += s2
-                upper[a, b + 3] += s3
-                b += 4
-            for c in range(b, a + 1):
-                rc = rows[c]
+            ra = tiles[a, i, start:]  # a slice: a loop from a runtime start is not vectorised
+            for b in range(a + 1):
+                rb = tiles[b, i, start:]
                 s = 0.0
-                for j in range(start, u):
-                    s += ra[j] * rc[j]
-                upper[a, c] += s
-            if on_diagonal:
-                for c in range(a + 1):
-                    diag[a, c] += ra[start] * rows[c, start]
+                for j in range(ra.shape[0]):
+                    s += np.float64(ra[j]) * np.float64(rb[j])
+                upper[a, b] += s
+        if r0 + i >= c0 and start < u:  # then column `start` is the diagonal entry
+            for a in range(m):
+                for b in range(a + 1):
+                    diag[a, b] += np.float64(tiles[a, i, start]) * np.float64(tiles[b, i, start])
     for a in range(m):
         for b in range(a + 1):
             v = 2.0 * upper[a, b] - diag[a, b]
@@ -219,19 +196,20 @@ def centred_frobenius(
     frob = 0.0
     quad = 0.0
     for i in range(da):
-        row = g[i]
         ni = n * mu_a[i]
         fr = 0.0
         qr = 0.0
-        start = i if upper else 0
-        for j in range(start, db):
-            c = row[j] - ni * mu_b[j]
+        start = min(i, db) if upper else 0
+        row = g[i, start:]  # slices: a loop from a runtime start is not vectorised
+        mu = mu_b[start:]
+        for j in range(row.shape[0]):
+            c = row[j] - ni * mu[j]
             fr += c * c
-            qr += row[j] * mu_b[j]
+            qr += row[j] * mu[j]
         if upper:  # off-diagonal entries stand for two; the diagonal one was counted once
-            c = row[i] - ni * mu_b[i]
+            c = g[i, i] - ni * mu_b[i]
             fr = 2.0 * fr - c * c
-            qr = 2.0 * qr - row[i] * mu_b[i]
+            qr = 2.0 * qr - g[i, i] * mu_b[i]
         frob += fr
         quad += mu_a[i] * qr
     return frob, quad

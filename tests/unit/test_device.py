@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.analysis.alignment import linear_cka
 from explorer.device import (
     accumulation_dtype,
     as_numpy,
     as_torch,
     backend_for,
     gemm_nt,
+    give_back,
     resolve_device,
     run_on_workers,
+    scratch,
 )
 
 
@@ -87,3 +90,32 @@ def test_run_on_workers_runs_every_job_once_and_restores_threads() -> None:
     inner: list[int] = []  # a pool job that runs jobs itself runs them inline (no deadlock)
     run_on_workers(lambda w, j: run_on_workers(lambda v, i: inner.append(i), range(3)), range(4))
     assert sorted(inner) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_scratch_buffers_are_reused_only_once_handed_back() -> None:
+    a = scratch((300, 7), np.float32)
+    assert a.flags.c_contiguous and a.__array_interface__["data"][0] % 64 == 0
+    b = scratch((300, 7), np.float32)  # a is still lent: a different buffer
+    assert not np.shares_memory(a, b)
+    give_back(a[1:], np.zeros(3))  # a view hands back its buffer; foreign arrays are ignored
+    c = scratch((7, 300), np.float32)
+    assert np.shares_memory(a, c)
+    give_back(c, c)  # a second hand-back of the same buffer is ignored
+    assert np.shares_memory(scratch((2100,), np.float32), a)
+    assert not np.shares_memory(scratch((2100,), np.float32), a)
+
+
+def test_cka_is_exact_when_reused_buffers_hold_garbage() -> None:
+    """The transposed chunks are zero-padded past n although scratch buffers are not zeroed."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2049, 24)).astype(np.float32) + 2.0  # two chunks, 31 padded rows
+    y = np.tanh(x[:, :16]) + 0.1 * rng.standard_normal((2049, 16)).astype(np.float32)
+    first = linear_cka(x, y, debiased=True, route="feature")
+    garbage = [scratch(shape, np.float32) for shape in [(2, 24, 1040), (2, 16, 1040)] * 3]
+    for buf in garbage:
+        buf[...] = np.nan
+    give_back(*garbage)
+    again = linear_cka(x, y, debiased=True, route="feature")
+    reference = linear_cka(x.astype(np.float64), y.astype(np.float64), debiased=True)
+    assert again == first
+    assert abs(again - reference) < 1e-7

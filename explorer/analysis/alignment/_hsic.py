@@ -30,7 +30,7 @@ import numba
 import numpy as np
 import torch
 
-from explorer.device import gemm_nt, run_on_workers
+from explorer.device import gemm_nt, give_back, run_on_workers, scratch
 from explorer.errors import ExplorerWarning
 from explorer.kernels import alignment as kernels
 
@@ -146,7 +146,8 @@ class Shifted:
 
     ``zs[a]`` = x_a − shift_a in x_a's precision (numpy on the CPU, torch on any device): as
     (n, d_a), or when ``transposed`` as feature rows in chunks of k samples, (C, d_a, k) with
-    ``zs[a][c, j, i] = z_a[c k + i, j]`` (CPU: k = 1024, zero-padded past n; torch: C = 1) —
+    ``zs[a][c, j, i] = z_a[c k + i, j]`` (CPU: C equal chunks of k ≤ 2048, zero-padded past n;
+    torch: C = 1) —
     the layout the feature products Z_aᵀZ_b multiply fastest. ``q`` (n, m) float64: row norms²
     of each z_a; ``sums[a]`` (d_a,) float64: column sums of z_a (≈ 0 when the shift is the mean).
     """
@@ -159,6 +160,13 @@ class Shifted:
     @property
     def n(self) -> int:
         return int(self.q.shape[0])
+
+    def release(self) -> None:
+        """Hand the shifted copies back for reuse (CPU, :func:`~explorer.device.scratch`);
+        nothing may read ``zs`` afterwards."""
+        if not isinstance(self.q, torch.Tensor):
+            give_back(*self.zs)
+        self.zs = []
 
 
 def column_means(xs: Sequence[Any]) -> list[Any]:
@@ -197,13 +205,17 @@ def shift(xs: Sequence[Any], shifts: Sequence[Any], *, transposed: bool = False)
         sums = [z.sum(0, dtype=torch.float64).cpu().numpy() for z in zs_t]
         return Shifted([z.T[None] if transposed else z for z in zs_t], q_t, sums, transposed)
     n = int(xs[0].shape[0])
-    k = min(n, _SAMPLE_CHUNK)
+    per_chunk = -(-n // -(-n // _SAMPLE_CHUNK))  # equal chunks: little zero padding
+    k = min(n, -(-per_chunk // 16) * 16)
     q = np.empty((len(xs), n))
     srcs = [np.ascontiguousarray(x) for x in xs]
-    zs = [  # zeros: the padding past n
-        np.zeros((-(-n // k), x.shape[1], k) if transposed else (1, n, x.shape[1]), x.dtype)
+    zs = [
+        scratch((-(-n // k), x.shape[1], k) if transposed else (1, n, x.shape[1]), x.dtype)
         for x in srcs
     ]
+    if transposed:
+        for z in zs:
+            z[-1, :, n - (len(z) - 1) * k :] = 0  # the padding past n
     tasks = [
         (n, x.shape[1], partial(_shift_rows, x, np.asarray(s, dtype=np.float64), z, q[a],
                                 transposed), (x.shape[1],))
@@ -228,7 +240,7 @@ class FeatureMoments:
     n: int
     gram: list[list[np.ndarray | None]]
     sums: list[np.ndarray]
-    w: list[list[np.ndarray]]
+    w: list[list[np.ndarray]] | None  # None: moments for the biased estimator only
     qq: np.ndarray
     qsum: np.ndarray
 
@@ -240,13 +252,15 @@ class FeatureMoments:
                 if g is not None:
                     g += other.gram[a][b]
             self.sums[a] += other.sums[a]
-            for b in range(len(self.w[a])):
-                self.w[a][b] += other.w[a][b]
+            if self.w is not None and other.w is not None:
+                for b in range(len(self.w[a])):
+                    self.w[a][b] += other.w[a][b]
         self.qq += other.qq
         self.qsum += other.qsum
 
     def centred_stats(self) -> GramStats:
-        """Statistics of the centred linear kernels K̄_a = Z̄_a Z̄_aᵀ (K̄ 1 = 0)."""
+        """Statistics of the centred linear kernels K̄_a = Z̄_a Z̄_aᵀ (K̄ 1 = 0); ``dd`` is NaN
+        when the moments were formed for the biased estimator only (``w`` None)."""
         n = self.n
         m = len(self.sums)
         mu = [s / n for s in self.sums]
@@ -265,6 +279,9 @@ class FeatureMoments:
                 inner[a, b] = inner[b, a] = frob
                 if a == b:
                     trace[a] = float(np.trace(g)) - n * msq[a]
+                if self.w is None:
+                    dd[a, b] = dd[b, a] = np.nan
+                    continue
                 # Σ_i q̄_a,i q̄_b,i with q̄ = ‖z − μ‖² = q − 2 z·μ + ‖μ‖²
                 val = (
                     self.qq[a, b]
@@ -342,13 +359,16 @@ def _gram_products(
     return grams
 
 
-def feature_moments(s: Shifted, pairs: set[tuple[int, int]] | None = None) -> FeatureMoments:
+def feature_moments(
+    s: Shifted, pairs: set[tuple[int, int]] | None = None, *, debiased: bool = True
+) -> FeatureMoments:
     """Moments of one batch of m shifted representations (``s.transposed``), numpy or torch.
 
     ``Z_aᵀZ_b`` runs in the input precision (CPU: float32 feature tiles of one GEMM per sample
     chunk (:func:`~explorer.device.gemm_nt`) on worker threads, only the upper tiles of
     Z_aᵀZ_a); every sum is float64. ``pairs``: the cross products a < b to form (default all);
-    self products always.
+    self products always. ``debiased=False`` skips the row-norm moments (``w``) that only the
+    unbiased estimator needs.
     """
     if not s.transposed:
         raise ValueError("feature_moments needs shift(..., transposed=True)")
@@ -356,24 +376,27 @@ def feature_moments(s: Shifted, pairs: set[tuple[int, int]] | None = None) -> Fe
     products = _products(m, pairs)
     grams = _gram_products(s, products)
     gram: list[list[np.ndarray | None]] = [[grams.get((a, b)) for b in range(m)] for a in range(m)]
+    w: list[Any] | None = None
     if isinstance(s.q, torch.Tensor):
         q = s.q
-        w = [(q.T @ zt[0].to(torch.float64).T).cpu().numpy() for zt in s.zs]
+        if debiased:
+            w = [(q.T @ zt[0].to(torch.float64).T).cpu().numpy() for zt in s.zs]
         qq, qsum = (q.T @ q).cpu().numpy(), q.sum(0).cpu().numpy()
     else:
-        chunks, _, k = s.zs[0].shape
-        padded = np.zeros((m, chunks * k))  # q_b per sample, zero past n like the chunks
-        padded[:, : s.n] = s.q.T
-        w = [np.empty((m, zt.shape[1])) for zt in s.zs]  # Z_aᵀ q_b: a float64 dot per feature
-        reduce_rows(
-            [
-                (zt.shape[1], chunks * k, partial(row_dots_into, zt, padded[b], w[a][b]), ())
-                for a, zt in enumerate(s.zs)
-                for b in range(m)
-            ]
-        )
+        if debiased:
+            chunks, _, k = s.zs[0].shape
+            padded = np.zeros((m, chunks * k))  # q_b per sample, zero past n like the chunks
+            padded[:, : s.n] = s.q.T
+            w = [np.empty((m, zt.shape[1])) for zt in s.zs]  # Z_aᵀ q_b: a float64 dot per feature
+            reduce_rows(
+                [
+                    (zt.shape[1], chunks * k, partial(row_dots_into, zt, padded[b], w[a][b]), ())
+                    for a, zt in enumerate(s.zs)
+                    for b in range(m)
+                ]
+            )
         qq, qsum = s.q.T @ s.q, s.q.sum(0)
-    w_lists = [list(wa) for wa in w]
+    w_lists = None if w is None else [list(wa) for wa in w]
     return FeatureMoments(
         n=s.n, gram=gram, sums=[x.copy() for x in s.sums], w=w_lists, qq=qq, qsum=qsum
     )

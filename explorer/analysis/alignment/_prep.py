@@ -59,8 +59,8 @@ def prepare(
     values beyond about 1e±100 are brought to order 1 by an exact power-of-two factor
     (:func:`explorer.validation.rescale`), so no sum of squares overflows.
     """
-    x = pool_features(x, pool, name=name)
-    x = check_matrix(x, name, min_rows=min_rows)
+    pooled = pool_features(x, pool, name=name)  # checks that x is finite
+    x = check_matrix(pooled, name, min_rows=min_rows, finite=pooled is not x)
     if backend_for(device, x) == "torch":  # CUDA (or the torch path forced on the CPU)
         x = _float(as_torch(x, resolve_device(device, x)))
     else:

@@ -170,25 +170,33 @@ def _choose_route(n: int, dims: Sequence[int], pairs: set[tuple[int, int]]) -> R
 
 
 def _linear_stats(
-    xs: list[ArrayLike], pairs: set[tuple[int, int]], route: Route, names: Sequence[str]
+    xs: list[ArrayLike],
+    pairs: set[tuple[int, int]],
+    route: Route,
+    names: Sequence[str],
+    debiased: bool = True,
 ) -> GramStats:
-    """Centre every x (float64 column means; products on the centred data) → :class:`GramStats`."""
+    """Centre every x (float64 column means; products on the centred data) → :class:`GramStats`
+    (``debiased=False``: ``dd`` may be left out, NaN)."""
     if route not in ("auto", "feature", "gram"):
         raise ValueError(f"route must be 'auto', 'feature' or 'gram', got {route!r}")
     if route == "auto":
         route = _choose_route(int(xs[0].shape[0]), [int(x.shape[1]) for x in xs], pairs)
     s = shift(xs, column_means(xs), transposed=route == "feature")
-    spread = s.q.sum(0)
-    for name, total in zip(names, spread.tolist()):
+    for name, total in zip(names, s.q.sum(0).tolist()):
         if total == 0.0:
+            s.release()
             raise ValueError(
                 f"{name} is constant across samples (every row identical), so its similarity "
                 "to anything is undefined; check that the layer is not dead or the inputs not "
                 "identical"
             )
-    if route == "feature":
-        return feature_moments(s, pairs).centred_stats()
-    return _gram_route_stats(s)
+    try:
+        if route == "feature":
+            return feature_moments(s, pairs, debiased=debiased).centred_stats()
+        return _gram_route_stats(s)
+    finally:
+        s.release()
 
 
 def _common_dtype(xs: list[ArrayLike]) -> list[ArrayLike]:
@@ -235,7 +243,8 @@ def cka_matrix(
         rows, cols = np.arange(m_a), m_a + np.arange(len(xs_b))
         pairs = {(int(a), int(b)) for a in rows for b in cols}
     names = [f"representation {lab!r}" for lab in labels]
-    h = hsic_matrix(_linear_stats(_common_dtype(xs), pairs, route, names), debiased=debiased)
+    stats = _linear_stats(_common_dtype(xs), pairs, route, names, debiased)
+    h = hsic_matrix(stats, debiased=debiased)
     return cka_from_hsic(h, rows, cols)
 
 

@@ -105,7 +105,11 @@ class StreamingCKA:
             self._reset(labels, widths)
             self._exponents = exponents
             self._shift = column_means(xs)  # near the mean: well-conditioned float64 sums
-        batch = feature_moments(shift(xs, self._shift, transposed=True))
+        shifted = shift(xs, self._shift, transposed=True)
+        try:
+            batch = feature_moments(shifted)
+        finally:
+            shifted.release()
         if batch.n >= 4:
             self._minibatch_hsic += hsic_matrix(batch.centred_stats(), debiased=True)
             self._minibatch_used += 1

@@ -252,18 +252,22 @@ class Bench:
         limit_of: str = "",
         goal_ratio: float | None = None,
         goal_limit: float | None = None,
+        ratio: float | None = None,
     ) -> SummaryRow:
         """Record one line of the `make bench` summary table.
 
         Pass the dict :meth:`time` returned (case, times and peer come from it), or give
         ``case``/``ours_s``/``peer``/``peer_s`` directly; keywords override the row's values.
-        ``ratio`` is always peer_s / ours_s.
+        ``ratio`` is peer_s / ours_s of the medians unless given (e.g. the median of paired
+        ratios, each from two runs side by side: robust to a machine whose speed drifts).
         """
         row = row or {}
         ours = ours_s if ours_s is not None else row.get("ours_s")
         if ours is None:
             raise ValueError("summary() needs a timed row or ours_s")
         p_s = peer_s if peer_s is not None else row.get("peer_s")
+        if ratio is None and p_s is not None and ours > 0:
+            ratio = float(p_s) / float(ours)
         s = SummaryRow(
             bench=self.name,
             case=case if case is not None else row["case"],
@@ -271,7 +275,7 @@ class Bench:
             ours_s=float(ours),
             peer=peer if peer is not None else row.get("peer", ""),
             peer_s=None if p_s is None else float(p_s),
-            ratio=None if p_s is None or ours <= 0 else float(p_s) / float(ours),
+            ratio=ratio,
             agreement=agreement,
             limit=limit,
             limit_of=limit_of,

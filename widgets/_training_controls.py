@@ -49,7 +49,7 @@ GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
     "toy": {"lr": 1e-2, "batch_size": 0, "record_every": 25},
     "field": {"lr": 1e-3, "batch_size": 0, "record_every": 25},
     "image": {"lr": 3e-3, "batch_size": 64, "record_every": 10},
-    "sequence": {"lr": 3e-3, "batch_size": 64, "record_every": 5},
+    "sequence": {"lr": 3e-3, "batch_size": 64, "record_every": 10},
     "data": {"lr": 1e-2, "batch_size": 0, "record_every": 25},
 }
 GROUP_TRAIN: dict[str, dict[str, Any]] = {  # TrainConfig fields without a control

@@ -37,6 +37,15 @@ def _nbytes(tensors: dict[str, torch.Tensor]) -> int:
     return sum(t.element_size() * t.nelement() for t in tensors.values())
 
 
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last (class) axis. With few classes it runs over a leading axis:
+    torch's CPU softmax over a short last axis is ~7× slower (0.17 vs 0.025 ms for 4096 × 2,
+    a third of a toy lab's snapshot)."""
+    if logits.shape[-1] > 32:
+        return logits.softmax(-1)
+    return logits.movedim(-1, 0).softmax(0).movedim(0, -1).contiguous()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything recorded at one step; tensors are CPU float32 copies.
@@ -183,7 +192,7 @@ class Recorder:
         if self.probe is not None and isinstance(out, torch.Tensor):
             preds = out.detach().float()
             if self.trainer.loss_name == "ce":
-                preds = preds.softmax(-1)
+                preds = _probabilities(preds)
             preds = preds.cpu()
         return acts, attention, preds
 

@@ -49,6 +49,24 @@ def test_play_trains_in_one_background_thread_and_pause_stops_it(lab):
     assert lab.status == f"paused at step {lab.trainer.global_step}"
 
 
+def test_wait_sleeps_until_the_training_thread_wakes_it(lab):
+    """wait(steps=…) does not poll (a waiter waking often takes the GIL from training): the
+    training thread wakes it when the step is reached, while training goes on."""
+    woken = []
+
+    class Spy(threading.Condition):
+        def notify_all(self) -> None:
+            woken.append(lab.trainer.global_step)
+            super().notify_all()
+
+    lab._progress = Spy()
+    lab.play()
+    lab.wait(steps=40, timeout=60)
+    assert lab.running and lab.trainer.global_step >= 40
+    assert woken and woken[0] >= 40 and lab._wake_at is None
+    lab.pause()
+
+
 def test_a_hundred_rapid_clicks_leave_one_thread_or_none(lab):
     rng = random.Random(0)
     names = ["Play", "Pause", "Step", "Reset"]

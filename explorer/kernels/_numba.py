@@ -7,6 +7,9 @@ Rules learnt by pynndescent and umap:
   ``np.isnan`` returns False); :data:`FASTMATH_SAFE` keeps NaN/inf semantics and only allows
   reassociation and contraction for reductions.
 - decorators are lazy (no signatures), so nothing compiles at import time.
+- an inner loop from a runtime start (``for j in range(start, u)``) is not vectorised by
+  LLVM here (a float64 dot product ran at 1.8 instead of 19 GFMA/s); loop over a slice from 0
+  instead (``row = x[i, start:]``, ``for j in range(row.shape[0])``).
 - numba's thread pool starts when this module is imported (~1 ms), with torch's thread count kept:
   started later by the first parallel kernel or thread query, numba's OpenMP layer would set
   OpenMP's count, which torch reads as its own, back to all cores, silently undoing a user's

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
+from plotly.basedatatypes import BaseFigure
 
 from widgets.theme import EXPORT_SIZES, PX_PER_INCH, ExportSize, print_figure
 
@@ -86,10 +87,10 @@ def find_chromium() -> str:
 
 def to_figure(obj: go.Figure | Exportable) -> go.Figure:
     """A plain ``go.Figure`` from a Figure, FigureWidget or any object with ``to_figure()``."""
-    if isinstance(obj, go.FigureWidget):
-        return go.Figure(obj)
     if isinstance(obj, go.Figure):
         return obj
+    if isinstance(obj, BaseFigure):  # a FigureWidget (not named: plotly imports it lazily, ~1 s)
+        return go.Figure(obj)
     if hasattr(obj, "to_figure"):
         return to_figure(obj.to_figure())
     raise TypeError(f"cannot export {type(obj).__name__}: expected a plotly Figure or a panel")

@@ -202,3 +202,24 @@ def test_export_with_network_blocked(tmp_path: Path) -> None:
     assert "attempts 0" in out.stdout
     assert (tmp_path / "off.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "off.html").stat().st_size > 1_000_000
+
+
+def test_a_plain_figure_is_prepared_without_plotly_widgets() -> None:
+    """Preparing a plain figure must not import plotly's FigureWidget (with IPython's display
+    machinery): that lazy import cost ~1 s of a process's first export."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import plotly.graph_objects as go
+        from widgets.export import to_figure
+        from widgets.theme import EXPORT_SIZES, print_figure
+        print_figure(to_figure(go.Figure(go.Heatmap(z=[[1, 2]]))), EXPORT_SIZES["column"]).to_dict()
+        print("plotly.basewidget" in sys.modules)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"

@@ -51,7 +51,10 @@ SUMMARY_ENV = "EXPLORER_BENCH_SUMMARY"  # run_all.py: the JSON-lines file every 
 def interleaved(
     fns: Sequence[Callable[[], Any]], repeats: Sequence[int], *, warmup: int = 1
 ) -> list[list[float]]:
-    """Seconds per call of each fn, calls alternating (a, b, a, b, …) until each has its count.
+    """Seconds per call of each fn, in rounds that alternate their order (a, b, then b, a, …)
+    until each has its count: a machine speed that drifts over seconds then favours neither the
+    fn that runs first nor the one that runs last. Call i of one fn and call i of another are
+    neighbours in time, so their ratio is a paired sample.
 
     ``warmup`` untimed calls of each fn come first (first-touch allocation, JIT, caches).
     """
@@ -60,7 +63,8 @@ def interleaved(
             fn()
     out: list[list[float]] = [[] for _ in fns]
     for r in range(max(repeats)):
-        for fn, want, got in zip(fns, repeats, out):
+        arms = list(zip(fns, repeats, out))
+        for fn, want, got in arms if r % 2 == 0 else arms[::-1]:
             if r < want:
                 got.append(_once(fn))
     return out

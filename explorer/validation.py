@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from explorer.device import ArrayLike
+from explorer.modes import eval_mode
 
 __all__ = [
     "check_array",
@@ -321,17 +322,14 @@ def check_model_outputs(
     head = x[:2] if isinstance(x, (np.ndarray, torch.Tensor)) else np.asarray(x)[:2]
     xt = check_model_inputs(head, model, "x")
     device = next((p.device for p in model.parameters()), xt.device)
-    was = model.training
-    model.eval()
     try:
-        out = model(xt.to(device))
+        with eval_mode(model):
+            out = model(xt.to(device))
     except Exception as err:  # a user's module can fail anywhere on inputs it cannot take
         raise ValueError(
             f"the model cannot take the task's inputs of shape {_dims(tuple(xt.shape[1:]))}: "
             f"{type(err).__name__}: {err}"
         ) from err
-    finally:
-        model.train(was)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return a tensor, got {type(out).__name__}")
     for name, y in targets.items():

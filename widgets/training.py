@@ -875,6 +875,7 @@ class TrainingLab(Lab):
         self._metrics.layout.width = 520
         self._metrics.add_class("xp-training-metrics")
         self._drawn = {}
+        self._curves = figs.Curves(list(figs.TRACE_NAMES))
         self._grid = HeatmapGrid()
         self._grid.add_class("xp-training-grid")
         self._spectrum_grid: HeatmapGrid | None = None
@@ -942,27 +943,28 @@ class TrainingLab(Lab):
 
     def _update_metrics(self) -> None:
         """Update only the curves that gained points, and the step marker if it moved."""
-        hist = self._source.history()
+        self._curves.update(self._source.history())
         fig = self._metrics
         marker = None if self._latest_followed or self._shown_step is None else self._shown_step
         curves = {}
         for i, trace in enumerate(fig.data):
             key = next(k for k, v in figs.TRACE_NAMES.items() if v == trace.name)
-            x, y = figs.curve(hist, key)
+            x, y = self._curves.get(key)
             signature = (len(x), x[-1] if len(x) else None, y[-1] if len(y) else None)
             if self._drawn.get(i) != signature:
                 curves[i] = (x, y)
                 self._drawn[i] = signature
-        if not curves and self._drawn.get("marker") == marker:
-            return
-        with fig.batch_update():
-            for i, (x, y) in curves.items():
-                fig.data[i].x, fig.data[i].y = x, y
-            if self._drawn.get("marker") != marker:
-                self._drawn["marker"] = marker
-                line = dict(color="#888", dash="dot")
-                fig.layout.shapes = (() if marker is None else
-                                     (dict(type="line", x0=marker, x1=marker, y0=0, y1=1, yref="paper", line=line),))  # fmt: skip
+        if curves:  # one restyle of our own float arrays, without plotly's per-property
+            # validation and batching: 0.12 instead of 0.8 ms, paid ≤ 10 times a second in the
+            # training thread
+            idx = list(curves)
+            xy = {"x": [curves[i][0] for i in idx], "y": [curves[i][1] for i in idx]}
+            fig.plotly_restyle(xy, trace_indexes=idx)
+        if self._drawn.get("marker") != marker:
+            self._drawn["marker"] = marker
+            line = dict(color="#888", dash="dot")
+            fig.layout.shapes = (() if marker is None else
+                                 (dict(type="line", x0=marker, x1=marker, y0=0, y1=1, yref="paper", line=line),))  # fmt: skip
 
     def _sync_steps(self) -> None:
         super()._sync_steps()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from explorer.models.hooks import capture, hook_names
+from explorer.modes import eval_mode
 from explorer.train.probes import Probe, default_probe
 from explorer.train.trainer import Trainer
 from explorer.validation import check_positive_int
@@ -176,16 +177,12 @@ class Recorder:
             if self.probe is not None
             else self.trainer.data["x_test"][:8]
         )
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             if patterns:
                 cache = capture(model, inputs, patterns, dtype=torch.float32)
                 out, tensors = cache.output, dict(cache)
             else:
                 out, tensors = model(inputs), {}
-        finally:
-            model.train(was_training)
         attention = {k: v for k, v in tensors.items() if fnmatch.fnmatchcase(k, ATTENTION_HOOKS)}
         acts = {k: v for k, v in tensors.items() if k not in attention}
         preds = None

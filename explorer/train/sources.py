@@ -33,6 +33,7 @@ from torch import nn
 from explorer.errors import ExplorerWarning
 from explorer.models.hooks import capture, hook_names
 from explorer.models.observe import model_at
+from explorer.modes import eval_mode
 from explorer.train.config import TaskLike
 from explorer.train.objectives import resolve_loss
 from explorer.train.probes import Probe, default_probe
@@ -207,21 +208,16 @@ class ModelSource:
         inputs = texts[0] if texts is not None else torch.as_tensor(self.inputs)
         if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
             inputs = inputs.float()
-        was = model.training
-        model.eval()
         # a text cut to the model's length warns (ExplorerWarning): the lab's status says it
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, eval_mode(model):
             warnings.simplefilter("always", ExplorerWarning)
-            try:
-                if texts is not None and self.tokens is None and hasattr(model, "tokens"):
-                    self.tokens = list(getattr(model, "tokens")(texts[0]))  # noqa: B009
-                if fnmatch.filter(hook_names(model), ATTENTION_HOOKS):
-                    cache = capture(model, inputs, [ATTENTION_HOOKS], dtype=torch.float32)
-                    out, attention = cache.output, {k: v.cpu() for k, v in cache.items()}
-                else:
-                    out, attention = model(inputs), {}
-            finally:
-                model.train(was)
+            if texts is not None and self.tokens is None and hasattr(model, "tokens"):
+                self.tokens = list(getattr(model, "tokens")(texts[0]))  # noqa: B009
+            if fnmatch.filter(hook_names(model), ATTENTION_HOOKS):
+                cache = capture(model, inputs, [ATTENTION_HOOKS], dtype=torch.float32)
+                out, attention = cache.output, {k: v.cpu() for k, v in cache.items()}
+            else:
+                out, attention = model(inputs), {}
         cut = dict.fromkeys(
             str(w.message) for w in caught if issubclass(w.category, ExplorerWarning)
         )

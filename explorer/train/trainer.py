@@ -38,6 +38,7 @@ from torch import nn
 from explorer.device import as_torch, resolve_device
 from explorer.errors import ExplorerWarning
 from explorer.frames import tidy
+from explorer.modes import eval_mode
 from explorer.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from explorer.train.config import TaskLike, TrainConfig
 from explorer.train.objectives import IGNORE, batch_loss, resolve_loss
@@ -362,12 +363,8 @@ class Trainer:
     @torch.no_grad()
     def _eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """The current weights' loss on a batch, in eval mode (no dropout, no RNG used)."""
-        was = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             return float(batch_loss(self.model(x), y, self.loss_name)[0])
-        finally:
-            self.model.train(was)
 
     def _diverge(self, what: str, *, keep: bool = False) -> None:
         """Stop: keep the current weights (``keep``: the batch, not the weights, is at fault)
@@ -605,12 +602,8 @@ class Trainer:
         """Model outputs for inputs ``x`` (eval mode, no gradients), on the trainer's device.
         ``x`` must be real and finite (a NaN input would give NaN outputs)."""
         xt = _as_input(check_array(x, "x", min_ndim=1), self.device)
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             parts = [self.model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)]
-        finally:
-            self.model.train(was_training)
         return torch.cat(parts) if parts else torch.empty(0)
 
     @torch.no_grad()

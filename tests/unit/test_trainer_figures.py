@@ -22,6 +22,29 @@ def test_curve_thins_evenly_and_keeps_the_last_point():
     assert figs.curve(hist, "missing")[0].size == 0
 
 
+def test_live_curves_read_only_new_rows_and_reread_a_history_that_was_cut_or_replaced():
+    def rows(start, stop, scale=1.0):
+        return [{"step": i, "loss": scale / i} | ({"test_acc": i / stop} if i % 7 == 0 else {})
+                for i in range(start, stop)]  # fmt: skip
+
+    hist = rows(1, 500)
+    curves = figs.Curves(["loss", "test_acc"])
+    curves.update(hist[:123])
+    curves.update(hist)  # grown at its end
+    for key in ("loss", "test_acc"):
+        np.testing.assert_array_equal(curves.get(key, 50), figs.curve(hist, key, 50))
+    hist[0]["loss"] = -1.0  # rows already read are not read again
+    assert curves.get("loss", 1000)[1][0] == 1.0
+    cut = hist[:300] + rows(300, 350, scale=2.0)  # rolled back to step 300, trained on
+    curves.update(cut)
+    np.testing.assert_array_equal(curves.get("loss", 1000), figs.curve(cut, "loss", 1000))
+    other = rows(1, 80, scale=3.0)  # another run, shorter
+    curves.update(other)
+    np.testing.assert_array_equal(curves.get("loss", 1000), figs.curve(other, "loss", 1000))
+    curves.update([])
+    assert curves.get("loss")[0].size == 0 and curves.get("missing")[0].size == 0
+
+
 def test_surface_map_is_top_down_and_points_land_on_their_cells():
     res = 4
     gx, gy = np.meshgrid(np.linspace(0, 1, res), np.linspace(0, 1, res))  # rows along y

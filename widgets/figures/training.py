@@ -20,6 +20,7 @@ from widgets.theme import COLORWAY, SEQUENTIAL, apply_theme, log_ticks
 
 __all__ = [
     "TRACE_NAMES",
+    "Curves",
     "attention_figure",
     "attention_maps",
     "curve",
@@ -46,14 +47,49 @@ def curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``key`` over ``history``, evenly thinned to at most ``max_points``
     (the last point always kept)."""
-    rows = [(h["step"], h[key]) for h in history if key in h]
-    if not rows:
-        return np.empty(0), np.empty(0)
-    arr = np.asarray(rows, dtype=np.float64)
-    if len(arr) > max_points:
-        idx = np.unique(np.r_[np.linspace(0, len(arr) - 1, max_points).astype(int), len(arr) - 1])
-        arr = arr[idx]
-    return arr[:, 0], arr[:, 1]
+    curves = Curves((key,))
+    curves.update(history)
+    return curves.get(key, max_points)
+
+
+class Curves:
+    """(steps, values) of some metrics over a history that grows at its end, for live plots.
+
+    :meth:`update` reads only the rows added since the last call (a refresh at step 30 000 costs
+    what one at step 300 does); a history that was cut back or replaced (a rollback, a reset,
+    another run) is read anew. :meth:`get` returns a curve as :func:`curve` does.
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = tuple(keys)
+        self._points: dict[str, tuple[list[float], list[float]]] = {}
+        self._seen = 0
+        self._last: Mapping[str, float] | None = None
+
+    def update(self, history: Sequence[Mapping[str, float]]) -> None:
+        """Take in the rows of ``history`` not seen yet."""
+        start = self._seen
+        if start > len(history) or (start and history[start - 1] is not self._last):
+            start = 0  # not the history read so far, grown: read it from its first row
+        if start == 0:
+            self._points = {k: ([], []) for k in self.keys}
+        for row in history[start:]:
+            for key in self.keys:
+                if key in row:
+                    xs, ys = self._points[key]
+                    xs.append(row["step"])
+                    ys.append(row[key])
+        self._seen = len(history)
+        self._last = history[-1] if history else None
+
+    def get(self, key: str, max_points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of ``key`` (float64), evenly thinned to at most ``max_points``."""
+        xs, ys = self._points.get(key, ([], []))
+        n = len(xs)
+        if n > max_points:
+            idx = np.unique(np.r_[np.linspace(0, n - 1, max_points).astype(int), n - 1]).tolist()
+            xs, ys = [xs[i] for i in idx], [ys[i] for i in idx]
+        return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
 
 def metrics_figure(

@@ -17,6 +17,7 @@ from torch import nn
 from explorer.analysis.pooling import Pool, pool_features
 from explorer.models import observe
 from explorer.models.hooks import capture
+from explorer.modes import eval_mode
 from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = ["model_representations", "text_representations"]
@@ -40,16 +41,12 @@ def model_representations(
     batch_size = check_positive_int(batch_size, "batch_size")
     x = check_model_inputs(inputs, model)
     names = list(layers) if layers is not None else observe.default_layers(model)
-    was = model.training
-    model.eval()
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    try:
+    with eval_mode(model):
         for start in range(0, len(x), batch_size):
             cache = capture(model, x[start : start + batch_size], names, dtype=torch.float32)
             for n in names:
                 chunks[n].append(np.asarray(pool_features(cache[n].numpy(), pool, name=n)))
-    finally:
-        model.train(was)
     out = {n: np.concatenate(c) for n, c in chunks.items()}
     if not short_names:
         return out

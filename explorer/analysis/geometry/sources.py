@@ -18,6 +18,7 @@ from explorer.analysis.pooling import Pool, pool_features
 from explorer.device import as_numpy
 from explorer.models.hooks import capture
 from explorer.models.observe import default_layers, short_names
+from explorer.modes import eval_mode
 from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = ["model_points", "token_states"]
@@ -45,12 +46,8 @@ def model_points(
     sequence outputs, ``position``; ``label`` repeats each sample's label over its tokens).
     """
     names = list(layers) if layers is not None else default_layers(model)
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         cache = capture(model, check_model_inputs(inputs, model), names, dtype=torch.float32)
-    finally:
-        model.train(was)
     first = cache[names[0]]
     n_samples = first.shape[0]
     tokens = first.ndim == 3 and pool == "tokens"

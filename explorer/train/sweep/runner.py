@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from explorer.models import capture
 from explorer.models.observe import default_layers
+from explorer.modes import eval_mode
 from explorer.train.config import TaskLike
 from explorer.train.recorders import Recorder
 from explorer.train.runs import Run, RunWriter
@@ -124,12 +125,8 @@ class _TrialRun:
             except ValueError:
                 layers = []  # nothing to observe (no submodules): predictions only
         if layers:
-            was = t.model.training
-            t.model.eval()
-            try:
+            with eval_mode(t.model):
                 cache = capture(t.model, x, layers, dtype=torch.float32)
-            finally:
-                t.model.train(was)
             for name in layers:  # as captured: analysis pools token sequences and maps
                 tensors[f"reps.{name}"] = torch.as_tensor(cache[name]).float().cpu().contiguous()
         metadata = {"split": split, "loss": t.loss_name, "step": str(t.global_step)}

@@ -6,7 +6,7 @@
 The usual ``was = model.training; model.eval(); ...; model.train(was)`` puts every submodule in
 the root's mode afterwards, so a batch-norm layer a user froze with ``bn.eval()`` inside a
 training model comes back unfrozen. :func:`eval_mode` restores each module's own flag, and sets
-the flags directly instead of through ``Module.train``'s recursion: 0.03 vs 0.17 ms for a
+the flags directly instead of through ``Module.train``'s recursion: 0.04 vs 0.17 ms for a
 52-module transformer, which the training lab pays at every snapshot.
 """
 
@@ -34,11 +34,11 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     modules = list(model.modules())
     modes = [m.training for m in modules]
     overrides = [(m, on) for m, on in zip(modules, modes) if type(m).train is not nn.Module.train]
-    if overrides:
-        model.eval()
-    else:
-        _set_modes(modules, [False] * len(modules))
-    try:
+    try:  # a train override that raises halfway still gets every mode put back
+        if overrides:
+            model.eval()
+        else:
+            _set_modes(modules, [False] * len(modules))
         yield model
     finally:
         for module, mode in overrides:  # pre-order: parents before their children

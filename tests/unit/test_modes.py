@@ -45,3 +45,22 @@ def test_eval_mode_runs_a_modules_own_train_override_both_ways():
     with eval_mode(model):
         assert not any(_modes(model))
     assert calls == [False, True] and _modes(model) == before
+
+
+def test_eval_mode_puts_every_mode_back_when_a_train_override_raises():
+    class Refuses(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Dropout(0.5)
+
+        def train(self, mode: bool = True) -> Refuses:
+            super().train(mode)  # children switched, then it fails
+            if not mode:
+                raise RuntimeError("cannot leave training")
+            return self
+
+    model = nn.Sequential(nn.Linear(2, 2), Refuses())
+    before = _modes(model)
+    with pytest.raises(RuntimeError, match="cannot leave"), eval_mode(model):
+        pass
+    assert _modes(model) == before

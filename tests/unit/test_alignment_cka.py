@@ -190,20 +190,25 @@ def test_moment_kernels_match_numpy_float64():
 @pytest.mark.kernels
 def test_tile_kernels_match_numpy_float64():
     rng = np.random.default_rng(6)
-    # three symmetric 11 × 11 kernels: ⟨K_a, K_b⟩ from upper tiles, weights 2 / 1 / 0
-    f = rng.standard_normal((3, 11, 4))
-    grams = np.einsum("aik,ajk->aij", f, f).astype(np.float32)
-    flat = grams.astype(np.float64).reshape(3, -1)
-    for t in (3, 4, 11):
-        inner = np.ones((3, 3))
-        for i0, j0, rows, cols in upper_tiles(11, t):
-            block = np.ascontiguousarray(grams[:, i0 : i0 + rows, j0 : j0 + cols])
-            kernels.tile_pair_sums(block, i0, j0, inner)
-        np.testing.assert_allclose(inner, 1.0 + flat @ flat.T, rtol=1e-12)
-    above = np.ones((3, 3))  # a tile wholly above the diagonal counts twice
-    kernels.tile_pair_sums(np.ascontiguousarray(grams[:, :3, 5:]), 0, 5, above)
-    part = grams[:, :3, 5:].astype(np.float64).reshape(3, -1)
-    np.testing.assert_allclose(above, 1.0 + 2.0 * part @ part.T, rtol=1e-12)
+    # six symmetric 11 × 11 kernels (pairs four at a time and one at a time): ⟨K_a, K_b⟩ from
+    # upper tiles, weights 2 / 1 / 0; float64 tiles sum in float64, float32 tiles sum each tile
+    # row in float32 (≤ 11 terms) before float64
+    f = rng.standard_normal((6, 11, 4))
+    grams64 = np.einsum("aik,ajk->aij", f, f)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        grams = grams64.astype(dtype)
+        flat = grams.astype(np.float64).reshape(6, -1)
+        for t in (3, 4, 11):
+            inner = np.ones((6, 6))
+            for i0, j0, rows, cols in upper_tiles(11, t):
+                block = np.ascontiguousarray(grams[:, i0 : i0 + rows, j0 : j0 + cols])
+                kernels.tile_pair_sums(block, i0, j0, inner)
+            np.testing.assert_allclose(inner, 1.0 + flat @ flat.T, rtol=rtol)
+            np.testing.assert_array_equal(inner, inner.T)
+        above = np.ones((6, 6))  # a tile wholly above the diagonal counts twice
+        kernels.tile_pair_sums(np.ascontiguousarray(grams[:, :3, 5:]), 0, 5, above)
+        part = grams[:, :3, 5:].astype(np.float64).reshape(6, -1)
+        np.testing.assert_allclose(above, 1.0 + 2.0 * part @ part.T, rtol=rtol)
     # a symmetric 9 × 9 matrix from upper tiles (the diagonal one masked below its diagonal)
     a = rng.standard_normal((40, 9))
     full = a.T @ a

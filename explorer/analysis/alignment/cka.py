@@ -12,10 +12,11 @@ Variants, named:
   the CPU the products are cache-sized tiles, one single-threaded BLAS GEMM each, spread over
   one worker thread per core and folded into float64 accumulators by numba kernels.
 - Precision: each representation is centred once (float64 column means, the result rounded
-  to the input dtype), products run in the input precision (float32 → BLAS sgemm), and every
-  sum and correction is float64 — no float64 copy of the data. float32 input then agrees
-  with a float64 computation to ~1e-9 (the plain float32 formula: ~1e-6); pass float64 arrays
-  for float64 throughout (~1e-13).
+  to the input dtype), products run in the input precision (float32 → BLAS sgemm), and the
+  sums and corrections are float64 — but for one tile row of the Gram route's K_a ⊙ K_b
+  (≤ 1408 terms), summed in the input precision first. No float64 copy of the data. float32
+  input then agrees with a float64 computation to ~1e-9 (the plain float32 formula: ~1e-6);
+  pass float64 arrays for float64 throughout (~1e-13).
 - RBF CKA bandwidth: σ² = threshold² × median of the squared pairwise distances (zeros on the
   diagonal included), as in the CKA demo notebook accompanying Kornblith et al. 2019.
 """

@@ -6,6 +6,14 @@ A snapshot holds the step's metrics, parameters, chosen activations (hook names 
 ``"ring"`` drops the oldest snapshots; ``"thin"`` drops every second one and doubles ``every``,
 so the buffer always spans the whole run at an even spacing.
 
+Observations (activations, attention, predictions: one forward pass on the probe) are
+deferred by default: a snapshot keeps its parameter copies and a copy of the model's buffers,
+and runs that pass on a private copy of the model when one of them is first read. Snapshots
+usually come faster than views draw (a 2-D MLP: ~50 a second, views ≤ 10), so most are never
+observed during training, and one that is gives exactly what recording it at once would have
+given (``lazy=False`` records every one at once: a model whose forward depends on state other
+than its parameters and buffers).
+
 Whoever wants to follow a run live subscribes: ``unsubscribe = recorder.subscribe(callback)``
 calls ``callback(snapshot)`` after every recording, in the recording thread (keep it cheap:
 the labs only hand the snapshot to their own drawing thread). ``run_id`` changes whenever the
@@ -15,19 +23,22 @@ buffer starts a new run (:meth:`Recorder.clear`, :meth:`Recorder.retarget`).
 from __future__ import annotations
 
 import bisect
+import copy
 import fnmatch
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeAlias
 
 import torch
+from torch import nn
 
 from explorer.models.hooks import capture, hook_names
 from explorer.modes import eval_mode
 from explorer.train.probes import Probe, default_probe
 from explorer.train.trainer import Trainer
-from explorer.validation import check_positive_int
+from explorer.validation import check_model_inputs, check_positive_int
 
 __all__ = ["ATTENTION_HOOKS", "Recorder", "Snapshot"]
 
@@ -47,29 +58,143 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
     return logits.movedim(-1, 0).softmax(0).movedim(0, -1).contiguous()
 
 
-@dataclass(frozen=True)
+Observation: TypeAlias = tuple[
+    dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None
+]  # activations, attention, predictions
+
+
+def _observation_bytes(observation: Observation) -> int:
+    acts, attention, preds = observation
+    pred = 0 if preds is None else preds.element_size() * preds.nelement()
+    return _nbytes(acts) + _nbytes(attention) + pred
+
+
 class Snapshot:
     """Everything recorded at one step; tensors are CPU float32 copies.
 
-    ``predictions``: model outputs on the probe (class probabilities for cross-entropy
-    tasks, raw outputs otherwise). ``attention``: hook name → pattern (B, H, T, T).
+    ``params``: name → parameter. ``activations``: hook name → output on the probe inputs.
+    ``attention``: hook name → pattern (B, H, T, T). ``predictions``: model outputs on the
+    probe (class probabilities for cross-entropy tasks, raw outputs otherwise).
+
+    A :class:`Recorder` may defer the last three (see the module docstring): they are then
+    computed when one of them is first read, once, in whichever thread reads them.
     """
 
-    step: int
-    metrics: dict[str, float]
-    params: dict[str, torch.Tensor] = field(default_factory=dict)
-    activations: dict[str, torch.Tensor] = field(default_factory=dict)
-    attention: dict[str, torch.Tensor] = field(default_factory=dict)
-    predictions: torch.Tensor | None = None
+    __slots__ = ("_lock", "_nbytes", "_observed", "_pending", "metrics", "params", "step")
+
+    def __init__(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        params: dict[str, torch.Tensor] | None = None,
+        activations: dict[str, torch.Tensor] | None = None,
+        attention: dict[str, torch.Tensor] | None = None,
+        predictions: torch.Tensor | None = None,
+    ) -> None:
+        self.step = step
+        self.metrics = metrics
+        self.params = {} if params is None else params
+        self._observed: Observation = (activations or {}, attention or {}, predictions)
+        self._pending: Callable[[], Observation] | None = None
+        self._nbytes = _nbytes(self.params) + _observation_bytes(self._observed)
+        self._lock: threading.Lock | None = None
+
+    @classmethod
+    def deferred(
+        cls,
+        step: int,
+        metrics: dict[str, float],
+        params: dict[str, torch.Tensor],
+        observe: Callable[[], Observation],
+        nbytes: int,
+    ) -> Snapshot:
+        """A snapshot whose observations ``observe()`` computes when first read; ``nbytes``:
+        what it holds once they are (its size in a bounded buffer from the start)."""
+        snap = cls(step, metrics, params)
+        snap._pending, snap._nbytes, snap._lock = observe, nbytes, threading.Lock()
+        return snap
+
+    def _observation(self) -> Observation:
+        if self._pending is not None and self._lock is not None:
+            with self._lock:
+                if self._pending is not None:
+                    self._observed = self._pending()
+                    self._pending = None  # drops the buffers and model copy it held
+        return self._observed
+
+    @property
+    def activations(self) -> dict[str, torch.Tensor]:
+        return self._observation()[0]
+
+    @property
+    def attention(self) -> dict[str, torch.Tensor]:
+        return self._observation()[1]
+
+    @property
+    def predictions(self) -> torch.Tensor | None:
+        return self._observation()[2]
 
     @property
     def nbytes(self) -> int:
-        pred = (
-            0
-            if self.predictions is None
-            else self.predictions.element_size() * self.predictions.nelement()
-        )
-        return _nbytes(self.params) + _nbytes(self.activations) + _nbytes(self.attention) + pred
+        return self._nbytes
+
+    def __repr__(self) -> str:
+        state = "deferred" if self._pending is not None else "observed"
+        return f"Snapshot(step={self.step}, {len(self.params)} params, {state})"
+
+
+class _Plan:
+    """What a snapshot observes of a model: hook outputs matching ``patterns`` and the outputs
+    on ``inputs`` (the probe's; ``probabilities``: softmax them), in one forward pass."""
+
+    def __init__(
+        self,
+        patterns: list[str],
+        inputs: torch.Tensor | None,
+        predictions: bool,
+        probabilities: bool,
+    ) -> None:
+        self.patterns, self.inputs = patterns, inputs
+        self.predictions, self.probabilities = predictions, probabilities
+
+    @torch.no_grad()
+    def run(self, model: nn.Module) -> Observation:
+        if not self.predictions and not self.patterns:
+            return {}, {}, None
+        with eval_mode(model):
+            if self.patterns:
+                cache = capture(model, self.inputs, self.patterns, dtype=torch.float32)
+                out, tensors = cache.output, dict(cache)
+            else:
+                out, tensors = model(self.inputs), {}
+        attention = {k: v for k, v in tensors.items() if fnmatch.fnmatchcase(k, ATTENTION_HOOKS)}
+        acts = {k: v for k, v in tensors.items() if k not in attention}
+        preds = None
+        if self.predictions and isinstance(out, torch.Tensor):
+            preds = out.detach().float()
+            if self.probabilities:
+                preds = _probabilities(preds)
+            preds = preds.cpu()
+        return acts, attention, preds
+
+
+class _Shadow:
+    """A private copy of a model that observes deferred snapshots, one at a time: it takes a
+    snapshot's parameters and buffers, then runs the plan."""
+
+    def __init__(self, model: nn.Module, plan: _Plan) -> None:
+        self.model, self.plan = copy.deepcopy(model), plan
+        self.lock = threading.Lock()
+
+    def observe(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]
+    ) -> Observation:
+        with self.lock, torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(params[name])
+            for name, b in self.model.named_buffers():
+                b.copy_(buffers[name])
+            return self.plan.run(self.model)
 
 
 class Recorder:
@@ -78,7 +203,9 @@ class Recorder:
     ``activations``: hook names/globs to keep (on the probe inputs). ``attention``: ``"auto"``
     keeps ``blocks.*.attn.hook_pattern`` when the model has it, ``True``/``False`` forces it.
     ``probe``: a :class:`Probe`, ``"auto"`` (:func:`default_probe`) or ``None`` (no
-    predictions). ``max_bytes`` bounds the buffer (default 256 MiB). Thread-safe: one thread may
+    predictions). ``max_bytes`` bounds the buffer (default 256 MiB). ``lazy``: defer each
+    snapshot's observations until read (see the module docstring; it needs ``params`` and
+    float32/16 parameters, and holds one more copy of the model). Thread-safe: one thread may
     record while another reads.
     """
 
@@ -93,6 +220,7 @@ class Recorder:
         probe: Probe | str | None = "auto",
         max_bytes: int = 256 * 2**20,
         policy: str = "ring",
+        lazy: bool = True,
     ) -> None:
         self.trainer = trainer
         self.every = check_positive_int(every, "every")
@@ -101,9 +229,12 @@ class Recorder:
             raise ValueError(f"policy must be 'ring' or 'thin', got {policy!r}")
         if attention not in ("auto", True, False):
             raise ValueError(f"attention must be 'auto', True or False, got {attention!r}")
+        if not isinstance(lazy, bool):
+            raise TypeError(f"lazy must be True or False, got {lazy!r}")
         if isinstance(activations, str):
             activations = [activations]
         self.policy = policy
+        self.lazy = lazy
         self.keep_params = params
         self.activations = list(activations)
         self.attention = attention
@@ -117,6 +248,8 @@ class Recorder:
         self._bytes = 0
         self._lock = threading.RLock()
         self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._plan: tuple[tuple[Any, ...], _Plan] | None = None  # (what it was made for, plan)
+        self._shadow: tuple[_Shadow, int] | None = None  # (model copy, bytes observed)
         self.run_id = 0
 
     # ------------------------------------------------------------------ following
@@ -164,48 +297,67 @@ class Recorder:
             patterns.append(ATTENTION_HOOKS)
         return patterns
 
-    @torch.no_grad()
-    def _observe(
-        self,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None]:
-        model = self.trainer.model
-        patterns = self._hook_patterns()
-        if self.probe is None and not patterns:
-            return {}, {}, None
+    def _current_plan(self) -> _Plan:
+        """The plan for the trainer's model, probe and hook settings now (made again, and any
+        model copy dropped, when one of them changed)."""
+        model, probe = self.trainer.model, self.probe
+        key = (model, probe, tuple(self.activations), self.attention, self.trainer.loss_name)
+        if self._plan is not None:
+            made_for = self._plan[0]
+            if made_for[0] is model and made_for[1] is probe and made_for[2:] == key[2:]:
+                return self._plan[1]
         inputs = (
-            self.probe.inputs.to(self.trainer.device)
-            if self.probe is not None
+            check_model_inputs(probe.inputs, model).to(self.trainer.device)  # model's dtype
+            if probe is not None
             else self.trainer.data["x_test"][:8]
         )
-        with eval_mode(model):
-            if patterns:
-                cache = capture(model, inputs, patterns, dtype=torch.float32)
-                out, tensors = cache.output, dict(cache)
-            else:
-                out, tensors = model(inputs), {}
-        attention = {k: v for k, v in tensors.items() if fnmatch.fnmatchcase(k, ATTENTION_HOOKS)}
-        acts = {k: v for k, v in tensors.items() if k not in attention}
-        preds = None
-        if self.probe is not None and isinstance(out, torch.Tensor):
-            preds = out.detach().float()
-            if self.trainer.loss_name == "ce":
-                preds = _probabilities(preds)
-            preds = preds.cpu()
-        return acts, attention, preds
+        plan = _Plan(self._hook_patterns(), inputs, probe is not None, key[-1] == "ce")
+        self._plan, self._shadow = (key, plan), None
+        return plan
+
+    def _deferrable(self, params: dict[str, torch.Tensor]) -> bool:
+        """Whether observations can be deferred exactly: float32 copies of every parameter
+        (float32/16 ones are exact) and a model copy that could be made."""
+        return (
+            self.lazy
+            and bool(params)
+            and all(
+                p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+                for p in self.trainer.model.parameters()
+            )
+        )
 
     def record(self) -> Snapshot:
-        """Take a snapshot now (at ``trainer.global_step``), replacing one at the same step."""
+        """Take a snapshot now (at ``trainer.global_step``), replacing one at the same step.
+
+        The first snapshot of a model (or after :meth:`clear`, or a change of probe or hooks)
+        is observed at once; later ones are deferred when ``lazy`` allows."""
         step = self.trainer.global_step
+        model = self.trainer.model
         params = (
-            {k: v.detach().float().cpu().clone() for k, v in self.trainer.model.named_parameters()}
+            {k: v.detach().float().cpu().clone() for k, v in model.named_parameters()}
             if self.keep_params
             else {}
         )
-        acts, attention, preds = self._observe()
         metrics: dict[str, float] = (
             dict(self.trainer.history[-1]) if self.trainer.history else {"step": 0.0}
         )
-        snap = Snapshot(step, metrics, params, acts, attention, preds)
+        plan = self._current_plan()
+        if self._shadow is not None:
+            shadow, observed_bytes = self._shadow
+            buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+            snap = Snapshot.deferred(
+                step, metrics, params, partial(shadow.observe, params, buffers),
+                _nbytes(params) + _nbytes(buffers) + observed_bytes,
+            )  # fmt: skip
+        else:
+            observation = plan.run(model)
+            snap = Snapshot(step, metrics, params, *observation)
+            if self._deferrable(params):
+                try:
+                    self._shadow = (_Shadow(model, plan), _observation_bytes(observation))
+                except Exception:  # a model deepcopy cannot copy: observe every snapshot
+                    self.lazy = False
         if snap.nbytes > self.max_bytes:
             raise ValueError(
                 f"one snapshot takes {snap.nbytes / 2**20:.1f} MiB, more than max_bytes="
@@ -268,6 +420,7 @@ class Recorder:
         """Drop every snapshot: a new run starts (``run_id`` changes)."""
         with self._lock:
             self._snaps, self._steps, self._bytes = [], [], 0
+            self._plan = self._shadow = None
             self.run_id += 1
 
     def retarget(self, trainer: Trainer) -> None:

@@ -205,3 +205,86 @@ def test_run_id_changes_with_a_new_run_and_truncate_restore_keep_order():
     assert r.run_id == run + 1 and len(r) == 0
     r.restore(reversed(snaps))
     assert r.steps == [0, 2, 4, 6] and r.latest is snaps[-1]
+
+
+def bn_mlp() -> nn.Module:  # running statistics: buffers that change while training
+    return nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("factory", [mlp, bn_mlp])
+def test_deferred_observations_equal_eager_ones_and_run_only_when_read(factory):
+    task = blob_task()
+    recorders = []
+    for lazy in (True, False):
+        torch.manual_seed(0)
+        t = Trainer(factory, task, lr=0.05, seed=0)
+        r = Recorder(t, every=3, activations=["0"], lazy=lazy)
+        calls = [0]
+        t.model[0].register_forward_hook(lambda *_, c=calls: c.__setitem__(0, c[0] + 1))
+        for _ in t.run(30):
+            r.maybe_record()
+        recorders.append((r, calls[0]))
+    (lazy_r, lazy_calls), (eager_r, eager_calls) = recorders
+    # the same training forwards in both; one per snapshot eagerly, only the first's lazily
+    assert eager_calls - lazy_calls == len(eager_r) - 1 > 5
+    assert "deferred" in repr(lazy_r.at(15)) and "observed" in repr(eager_r.at(15))
+    assert lazy_r.steps == eager_r.steps
+    for step in reversed(lazy_r.steps):  # any order: each loads its own parameters and buffers
+        a, b = lazy_r.at(step), eager_r.at(step)
+        assert torch.equal(a.predictions, b.predictions)
+        assert a.activations.keys() == b.activations.keys() == {"0"}
+        assert torch.equal(a.activations["0"], b.activations["0"])
+    assert "observed" in repr(lazy_r.at(15))
+    assert not torch.equal(lazy_r.at(3).predictions, lazy_r.at(30).predictions)
+
+
+def test_a_deferred_snapshot_counts_its_observations_in_the_memory_bound():
+    t = Trainer(bn_mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=1)
+    first = r.record()
+    for _ in t.run(1):
+        pass
+    deferred = r.record()
+    assert "deferred" in repr(deferred)
+    buffers = sum(b.nelement() * b.element_size() for b in t.model.buffers())
+    assert deferred.nbytes == first.nbytes + buffers  # fixed before it is observed
+    assert deferred.predictions.shape == first.predictions.shape
+    assert r.nbytes == first.nbytes + deferred.nbytes
+
+
+def test_a_deferred_snapshot_read_from_many_threads_is_observed_once():
+    t = Trainer(mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=1)
+    r.record()
+    for _ in t.run(2):
+        pass
+    snap = r.record()
+    shadow = r._shadow[0].model  # the model copy that observes deferred snapshots
+    calls = [0]
+    shadow.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    barrier = threading.Barrier(4)
+    seen = []
+
+    def read() -> None:
+        barrier.wait()
+        seen.append(snap.predictions)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert calls[0] == 1 and all(p is seen[0] for p in seen)
+
+
+def test_observations_stay_eager_where_deferring_would_not_be_exact():
+    task = blob_task()
+    t64 = Trainer(lambda: mlp().double(), task, lr=0.05)  # float32 copies round float64
+    r64 = Recorder(t64, every=1)
+    r64.record()
+    assert "observed" in repr(r64.record())
+    no_params = Recorder(Trainer(mlp, task, lr=0.05), every=1, params=False)
+    no_params.record()
+    assert "observed" in repr(no_params.record())
+    with pytest.raises(TypeError, match="lazy"):
+        Recorder(t64, lazy="yes")

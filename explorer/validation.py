@@ -247,7 +247,7 @@ def _safe_range(x: ArrayLike) -> tuple[float, float]:
     return _SAFE.get(size, _SAFE[8])
 
 
-def rescale(x: A, exponent: int | None = None) -> tuple[A, int]:
+def rescale(x: A, exponent: int | None = None, *, peak: float | None = None) -> tuple[A, int]:
     """``(x · 2⁻ᵉ, e)``: ``x`` scaled exactly (a power of two) so that its largest |value| lies in
     [0.5, 1) when squares of it would overflow or underflow (beyond about 1e±100 in float64,
     1e±15 in float32); ``e = 0`` and ``x`` itself otherwise. A given ``exponent`` is used as is
@@ -255,9 +255,10 @@ def rescale(x: A, exponent: int | None = None) -> tuple[A, int]:
 
     For measures that do not depend on the overall scale (correlations, angles, ratios, ranks)
     this makes inputs of any magnitude safe; a scale-dependent result is scaled back by 2ᵉ.
+    ``peak``: max |x|, when the caller already has it.
     """
     if exponent is None:
-        peak = _max_abs(x)
+        peak = _max_abs(x) if peak is None else peak
         low, high = _safe_range(x)
         if peak == 0.0 or low <= peak <= high:
             return x, 0

@@ -17,10 +17,13 @@ Pool: TypeAlias = Literal["mean", "max", "cls", "last", "flatten", "tokens"]
 POOLS: tuple[str, ...] = ("mean", "max", "cls", "last", "flatten", "tokens")
 
 
-def pool_features(x: Any, pool: Pool = "mean", *, name: str = "x") -> ArrayLike:
+def pool_features(
+    x: Any, pool: Pool = "mean", *, name: str = "x", finite: bool = True
+) -> ArrayLike:
     """Reduce activations to a 2-D matrix; numpy stays numpy, torch stays torch (same device).
 
-    ``x`` must hold finite real numbers (``name`` is what error messages call it).
+    ``x`` must hold real numbers, finite unless ``finite=False`` (the caller checks); ``name``
+    is what error messages call it.
 
     (n, d) and (n,) are returned unchanged. (n, T, d) token sequences: ``"mean"`` / ``"max"``
     over tokens, ``"cls"`` = token 0, ``"last"`` = token T−1 → (n, d); ``"flatten"`` → (n, T·d);
@@ -30,7 +33,7 @@ def pool_features(x: Any, pool: Pool = "mean", *, name: str = "x") -> ArrayLike:
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    x = check_array(x, name)
+    x = check_array(x, name, finite=finite)
     if x.ndim <= 2:
         return x
     if pool == "flatten":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -349,3 +350,45 @@ def test_upper_tiles_cover_the_upper_triangle_once():
             assert (cover[upper] == 1).all() and cover.max() == 1
             if n >= 2 * t >= 8:  # most of the lower triangle is never computed
                 assert cover[~upper].sum() < 0.25 * (~upper).sum()
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_abs_max_bits_is_the_peak_and_flags_every_non_finite_value(dtype):
+    ints = np.int32 if dtype == np.float32 else np.int64
+    mask = np.iinfo(ints).max  # all bits but the sign
+    inf_bits = int(np.array(np.inf, dtype=dtype).view(ints))
+    tiny = np.finfo(dtype).smallest_subnormal
+    x = np.array([[-0.0, tiny, -3.5], [2.0, -1e-3, 0.5]], dtype=dtype)
+
+    def peak(a: np.ndarray) -> int:
+        return kernels.abs_max_bits(np.ascontiguousarray(a).reshape(-1).view(ints), mask)
+
+    assert np.array(peak(x), dtype=ints).view(dtype) == 3.5
+    assert np.array(peak(np.array([[-0.0, tiny]], dtype)), dtype=ints).view(dtype) == tiny
+    assert peak(np.zeros((1, 1), dtype)) == 0
+    for bad in (np.inf, -np.inf, np.nan, -np.nan):
+        y = x.copy()
+        y[1, 1] = bad
+        assert peak(y) >= inf_bits
+    if not numba.config.DISABLE_JIT:  # several parallel chunks (pure Python would take long)
+        big = np.random.default_rng(0).standard_normal((3, (1 << 20) // 2 + 7)).astype(dtype)
+        big[2, -1] = -40.0
+        assert np.array(peak(big), dtype=ints).view(dtype) == 40.0
+        big[0, 3] = np.nan
+        assert peak(big) >= inf_bits
+
+
+def test_float_matrices_are_checked_and_scaled_in_one_pass():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 6))
+    y = x @ rng.standard_normal((6, 4)) + 0.3 * rng.standard_normal((50, 4))
+    expected = linear_cka(x, y)
+    for scale in (1e200, 1e-200):  # squares would overflow / underflow without the rescale
+        assert linear_cka(x * scale, y) == pytest.approx(expected, abs=1e-12)
+    for dtype in (np.float32, np.float64):
+        for bad in (np.nan, -np.inf):
+            z = x.astype(dtype)
+            z[7, 3] = bad
+            with pytest.raises(ValueError, match=r"1 non-finite value\(s\).*index \(7, 3\)"):
+                cka_matrix({"a": z, "b": y})

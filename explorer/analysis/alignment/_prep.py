@@ -17,7 +17,8 @@ from explorer.device import (
     backend_for,
     resolve_device,
 )
-from explorer.validation import check_matrix, check_paired, rescale
+from explorer.kernels import alignment as kernels
+from explorer.validation import check_finite, check_matrix, check_paired, rescale
 
 __all__ = ["layer_representations", "prepare", "prepare_many"]
 
@@ -43,6 +44,33 @@ def _float(x: ArrayLike) -> ArrayLike:
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
+_SCAN_VIEWS = {
+    np.dtype(np.float32): (np.int32, 0x7FFF_FFFF, 0x7F80_0000),
+    np.dtype(np.float64): (np.int64, 0x7FFF_FFFF_FFFF_FFFF, 0x7FF0_0000_0000_0000),
+}  # dtype → (integer view, mask of all but the sign bit, bits of +inf)
+
+
+def _scannable(x: Any) -> bool:
+    """An (n, d) float32/float64 C-contiguous numpy array (:func:`_checked_peak` reads it)."""
+    return (
+        isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and x.dtype in _SCAN_VIEWS
+        and bool(x.flags.c_contiguous)
+    )
+
+
+def _checked_peak(x: np.ndarray, name: str) -> float:
+    """max |x| of a :func:`_scannable` array, in one parallel pass over its bits
+    (:func:`explorer.kernels.alignment.abs_max_bits`); NaN or inf raise as in
+    :func:`~explorer.validation.check_finite` (how many, where the first is)."""
+    ints, mask, inf_bits = _SCAN_VIEWS[x.dtype]
+    bits = kernels.abs_max_bits(x.reshape(-1).view(ints), mask)
+    if bits >= inf_bits:
+        check_finite(x, name)  # raises
+    return float(np.array(bits, dtype=ints).view(x.dtype))
+
+
 def prepare(
     x: Any,
     name: str = "X",
@@ -59,8 +87,12 @@ def prepare(
     values beyond about 1e±100 are brought to order 1 by an exact power-of-two factor
     (:func:`explorer.validation.rescale`), so no sum of squares overflows.
     """
-    pooled = pool_features(x, pool, name=name)  # checks that x is finite
+    scan = _scannable(x) and backend_for(device, x) == "numba"
+    pooled = pool_features(x, pool, name=name, finite=not scan)  # checks that x is finite
     x = check_matrix(pooled, name, min_rows=min_rows, finite=pooled is not x)
+    if scan:  # one parallel pass checks it and finds its peak, not three numpy passes
+        peak = _checked_peak(x, name)
+        return rescale(x, peak=peak)[0] if scale_free else x
     if backend_for(device, x) == "torch":  # CUDA (or the torch path forced on the CPU)
         x = _float(as_torch(x, resolve_device(device, x)))
     else:

@@ -876,6 +876,8 @@ class TrainingLab(Lab):
         self._metrics.add_class("xp-training-metrics")
         self._drawn = {}
         self._curves = figs.Curves(list(figs.TRACE_NAMES))
+        by_name = {name: key for key, name in figs.TRACE_NAMES.items()}
+        self._trace_keys = [by_name[trace.name] for trace in self._metrics.data]
         self._grid = HeatmapGrid()
         self._grid.add_class("xp-training-grid")
         self._spectrum_grid: HeatmapGrid | None = None
@@ -947,8 +949,7 @@ class TrainingLab(Lab):
         fig = self._metrics
         marker = None if self._latest_followed or self._shown_step is None else self._shown_step
         curves = {}
-        for i, trace in enumerate(fig.data):
-            key = next(k for k, v in figs.TRACE_NAMES.items() if v == trace.name)
+        for i, key in enumerate(self._trace_keys):  # not trace.name: 12 µs per plotly read
             x, y = self._curves.get(key)
             signature = (len(x), x[-1] if len(x) else None, y[-1] if len(y) else None)
             if self._drawn.get(i) != signature:

@@ -9,6 +9,7 @@ The ``*_map``/``*_points`` helpers lay a snapshot out as arrays for the canvas h
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -83,12 +84,12 @@ class Curves:
         self._last = history[-1] if history else None
 
     def get(self, key: str, max_points: int = 400) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of ``key`` (float64), evenly thinned to at most ``max_points``."""
+        """(steps, values) of ``key`` (float64), evenly thinned to at most ``max_points`` (≥ 2)."""
         xs, ys = self._points.get(key, ([], []))
-        n = len(xs)
-        if n > max_points:
-            idx = np.unique(np.r_[np.linspace(0, n - 1, max_points).astype(int), n - 1]).tolist()
-            xs, ys = [xs[i] for i in idx], [ys[i] for i in idx]
+        n, m = len(xs), max(2, max_points)
+        if n > m:  # rows ⌊i (n−1) / (m−1)⌋, i < m: first and last kept, increasing
+            pick = itemgetter(*(np.arange(m) * (n - 1) // (m - 1)).tolist())
+            return np.asarray(pick(xs), dtype=np.float64), np.asarray(pick(ys), dtype=np.float64)
         return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
 

@@ -10,10 +10,11 @@ nowhere. One torch thread in both arms (tiny models).
 Two measures, both reported:
 
 - **A/B** (the goal, ≥ 0.95): the arms alternate in one process, in rounds of reversed order
-  (live, bare, then bare, live, …); the ratio is the median of the 25 paired ratios, each live
+  (live, bare, then bare, live, …); the ratio is the median of the 40 paired ratios, each live
   run over the bare run next to it. This machine's per-core speed varies by ±12% between
   0.4-s blocks, correlated over ~2 s and not across cores, so one pair is good to about ±10%;
-  the interquartile range of the pairs is printed with the median.
+  the median is printed with its distribution-free 95% confidence interval (order statistics
+  of the pairs).
 - **in-run share**: within each live run, the wall time its training steps took over the run's
   wall time (Play to the return of pause). Both come from the same seconds, so the machine's
   drift cancels; it counts what the lab does between steps (recording, view updates,
@@ -36,7 +37,15 @@ from explorer.train import Trainer
 from widgets.training import TrainingLab
 
 torch.set_num_threads(1)
-PAIRS = 25
+PAIRS = 40
+
+
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median: the order statistics at
+    n/2 ∓ 1.96 √n / 2 (binomial, normal approximation)."""
+    v, n = sorted(values), len(values)
+    half = 1.96 * math.sqrt(n) / 2
+    return v[max(0, math.floor(n / 2 - half) - 1)], v[min(n - 1, math.ceil(n / 2 + half) - 1)]
 
 
 def count_updates(lab: TrainingLab) -> list[int]:
@@ -117,10 +126,10 @@ def main() -> None:
             [steps / r for r in m["bare"]],
             "bare Trainer.step loop",
         )
-        q1, q3 = paired[len(paired) // 4], paired[(3 * len(paired)) // 4]
+        low, high = median_ci(paired)
         bench.summary(
             row, size=f"{steps} steps, views ≤ 10 Hz ({statistics.median(m['hz']):.1f}/s)",
-            agreement=f"{PAIRS} pairs, IQR {q1:.2f}–{q3:.2f}; in-run share {share:.3f}",
+            agreement=f"{PAIRS} pairs, median's 95% CI {low:.2f}–{high:.2f}; in-run share {share:.3f}",
             goal_ratio=0.95, ratio=statistics.median(paired),
         )  # fmt: skip
         bench.note(name, "steps/s live lab (median)", round(statistics.median(m["live"]), 1))

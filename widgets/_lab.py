@@ -57,7 +57,7 @@ from explorer.train.sources import as_source
 from widgets.export import EXPORT_FORMATS, EXPORT_SIZES, export_table, warm_up
 from widgets.export import export as export_figure
 
-__all__ = ["FIGURE_FORMATS", "SIZES", "TABLE_FORMATS", "Lab", "Throttle"]
+__all__ = ["FIGURE_FORMATS", "SIZES", "TABLE_FORMATS", "Lab", "Throttle", "close_tree"]
 
 FIGURE_FORMATS = EXPORT_FORMATS
 TABLE_FORMATS = ("csv", "parquet", "json")
@@ -66,6 +66,15 @@ _SIZE_LABELS = {"screen": "screen size", "column": "one column (3.5 in)",
 SIZES = tuple((_SIZE_LABELS.get(name, name), name) for name in EXPORT_SIZES)
 _NOTHING = object()
 _LABS: weakref.WeakSet[Lab] = weakref.WeakSet()
+
+
+def close_tree(widget: W.Widget) -> None:
+    """Close ``widget`` and every widget under it: ipywidgets keeps each one (its state, its
+    comm) until it is closed, and closing a box leaves its children open. Layout and style
+    models stay open (small, and often shared between widgets)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()
 
 
 class Throttle:
@@ -239,6 +248,8 @@ class Lab(W.VBox):
             self._stop_following()
             self._throttle.close()
             self._on_close()
+        for child in self.children:
+            close_tree(child)
         super().close()
 
     def to_figure(self, view: str | None = None) -> go.Figure:

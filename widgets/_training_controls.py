@@ -18,6 +18,7 @@ import numpy as np
 from explorer.models.layers import ACTIVATIONS, ENCODINGS
 from explorer.models.positional import POSITIONAL
 from explorer.models.registry import FAMILIES
+from widgets._lab import close_tree
 
 __all__ = [
     "GROUP_DEFAULTS",
@@ -184,6 +185,12 @@ class TrainingControls:
             W.VBox([W.HTML("<b>run</b>"), *self.buttons.values()]),
         ], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))  # fmt: skip
         self.box.add_class("xp-training-controls")
+
+    def close(self) -> None:
+        """Close every widget of the panel, shown or not (the other families' knobs)."""
+        close_tree(self.box)
+        for box in self._family_boxes.values():
+            close_tree(box)
 
     @property
     def family(self) -> str | None:

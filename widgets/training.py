@@ -37,7 +37,7 @@ from explorer.models.registry import FAMILIES, model_for_task, task_families
 from explorer.train import Recorder, TrainConfig, Trainer, TrainingDiverged
 from explorer.train.runs import Run, RunWriter
 from explorer.train.sources import RecorderSource
-from widgets._lab import Lab
+from widgets._lab import Lab, close_tree
 from widgets._residual import ResidualRows
 from widgets._training_controls import (
     FIELD_WIDTH,
@@ -334,6 +334,11 @@ class TrainingLab(Lab):
             with self._run_lock:
                 self._halt()
         super().close()
+
+    def _on_close(self) -> None:
+        self._panel.close()
+        for widget in self._view_widgets:
+            close_tree(widget)
 
     # ---------------------------------------------------------------- save and load
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -915,9 +920,13 @@ class TrainingLab(Lab):
             self._grid.columns = 8
             main = [self._grid]
         wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
+        replaced = getattr(self, "_view_widgets", [])
         self._views_box = W.HBox([self._metrics, *main], layout=wrap)
         self._views_box.add_class("xp-training-views")
+        self._view_widgets = [self._views_box, self._grid]  # the grid may be off the page
         self._set_body(self._panel.box, self._views_box)
+        for widget in replaced:  # off the page now: free them (each reset builds new views)
+            close_tree(widget)
         self._refresh_export_views()
 
     def _residual_until(self, step: int) -> tuple[list[int], Any]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
+from ipywidgets import Layout, Style
+from ipywidgets.widgets.widget import _instances
 
 from widgets import (
     AlignmentLab,
@@ -72,6 +75,36 @@ def test_close_is_idempotent_and_unsubscribes(tmp_path):
     lab.step(25)
     assert follower.shown_step == 25
     lab.close()
+
+
+def _open_widgets(before: set[str]) -> list[str]:
+    """Widgets opened since ``before`` and not closed (layout and style models left out: they
+    stay open by design, often shared)."""
+    return [
+        type(w).__name__
+        for k, w in _instances.items()
+        if k not in before and not isinstance(w, (Layout, Style))
+    ]
+
+
+def test_close_frees_every_widget_and_a_reset_keeps_none_of_the_old_views(tmp_path):
+    """ipywidgets keeps every widget (its state, figures, image buffers) until it is closed: a
+    lab that rebuilds its views, or closes only its outer box, leaks the rest for the life of
+    the kernel."""
+    before = set(_instances)
+    lab = TrainingLab("moons", task_kwargs={"n": 100}, out_dir=tmp_path)
+    made = len(_open_widgets(before))
+    lab.step(2)
+    for _ in range(3):
+        lab.reset()
+    assert len(_open_widgets(before)) == made
+    other = TrainingLab("signal_1d", out_dir=tmp_path)  # its views leave a heatmap grid unused
+    lab.follow(other)  # read-only: views built for another source
+    lab.follow(lab)
+    geometry = GeometryLab({"x": np.random.default_rng(0).normal(size=(200, 4))})
+    for each in (other, geometry, lab):
+        each.close()
+    assert _open_widgets(before) == []
 
 
 def test_export_bar_writes_and_says_wrote(tmp_path):

@@ -336,8 +336,10 @@ class TrainingLab(Lab):
         super().close()
 
     def _on_close(self) -> None:
-        self._panel.close()
-        for widget in self._view_widgets:
+        panel = getattr(self, "_panel", None)  # a half-built lab (its __init__ raised) closes too
+        if panel is not None:
+            panel.close()
+        for widget in getattr(self, "_view_widgets", ()):
             close_tree(widget)
 
     # ---------------------------------------------------------------- save and load

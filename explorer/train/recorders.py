@@ -205,7 +205,8 @@ class Recorder:
     ``probe``: a :class:`Probe`, ``"auto"`` (:func:`default_probe`) or ``None`` (no
     predictions). ``max_bytes`` bounds the buffer (default 256 MiB). ``lazy``: defer each
     snapshot's observations until read (see the module docstring; it needs ``params`` and
-    float32/16 parameters, and holds one more copy of the model). Thread-safe: one thread may
+    float32/16 parameters, and holds one more copy of the model; a model ``copy.deepcopy``
+    cannot copy is observed at once, and ``lazy`` turns False). Thread-safe: one thread may
     record while another reads.
     """
 
@@ -316,8 +317,8 @@ class Recorder:
         return plan
 
     def _deferrable(self, params: dict[str, torch.Tensor]) -> bool:
-        """Whether observations can be deferred exactly: float32 copies of every parameter
-        (float32/16 ones are exact) and a model copy that could be made."""
+        """Whether this snapshot's observations can be deferred exactly: ``lazy``, parameters
+        kept, and float32 copies of them exact (float32/16 parameters)."""
         return (
             self.lazy
             and bool(params)
@@ -343,7 +344,7 @@ class Recorder:
             dict(self.trainer.history[-1]) if self.trainer.history else {"step": 0.0}
         )
         plan = self._current_plan()
-        if self._shadow is not None:
+        if self._shadow is not None and self._deferrable(params):
             shadow, observed_bytes = self._shadow
             buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
             snap = Snapshot.deferred(

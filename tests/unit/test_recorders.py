@@ -288,3 +288,15 @@ def test_observations_stay_eager_where_deferring_would_not_be_exact():
     assert "observed" in repr(no_params.record())
     with pytest.raises(TypeError, match="lazy"):
         Recorder(t64, lazy="yes")
+
+
+def test_settings_changed_mid_run_take_effect_at_the_next_snapshot():
+    t = Trainer(mlp, blob_task(), lr=0.05)
+    r = Recorder(t, every=1)
+    r.record()
+    assert "deferred" in repr(r.record())
+    r.lazy = False
+    assert "observed" in repr(r.record())
+    r.lazy, r.keep_params = True, False
+    snap = r.record()
+    assert not snap.params and snap.predictions is not None and "observed" in repr(snap)

@@ -371,7 +371,7 @@ def test_abs_max_bits_is_the_peak_and_flags_every_non_finite_value(dtype):
         y = x.copy()
         y[1, 1] = bad
         assert peak(y) >= inf_bits
-    if not numba.config.DISABLE_JIT:  # several parallel chunks (pure Python would take long)
+    if not numba.config.DISABLE_JIT:  # a long array (pure Python would take long)
         big = np.random.default_rng(0).standard_normal((3, (1 << 20) // 2 + 7)).astype(dtype)
         big[2, -1] = -40.0
         assert np.array(peak(big), dtype=ints).view(dtype) == 40.0

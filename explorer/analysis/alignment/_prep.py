@@ -61,7 +61,7 @@ def _scannable(x: Any) -> bool:
 
 
 def _checked_peak(x: np.ndarray, name: str) -> float:
-    """max |x| of a :func:`_scannable` array, in one parallel pass over its bits
+    """max |x| of a :func:`_scannable` array, in one pass over its bits
     (:func:`explorer.kernels.alignment.abs_max_bits`); NaN or inf raise as in
     :func:`~explorer.validation.check_finite` (how many, where the first is)."""
     ints, mask, inf_bits = _SCAN_VIEWS[x.dtype]
@@ -90,7 +90,7 @@ def prepare(
     scan = _scannable(x) and backend_for(device, x) == "numba"
     pooled = pool_features(x, pool, name=name, finite=not scan)  # checks that x is finite
     x = check_matrix(pooled, name, min_rows=min_rows, finite=pooled is not x)
-    if scan:  # one parallel pass checks it and finds its peak, not three numpy passes
+    if scan:  # one pass checks it and finds its peak, not three numpy passes
         peak = _checked_peak(x, name)
         return rescale(x, peak=peak)[0] if scale_free else x
     if backend_for(device, x) == "torch":  # CUDA (or the torch path forced on the CPU)

@@ -70,11 +70,13 @@ _LABS: weakref.WeakSet[Lab] = weakref.WeakSet()
 
 def close_tree(widget: W.Widget) -> None:
     """Close ``widget`` and every widget under it: ipywidgets keeps each one (its state, its
-    comm) until it is closed, and closing a box leaves its children open. Layout and style
-    models stay open (small, and often shared between widgets)."""
+    comm) until it is closed, and closing a box leaves its children open. Parent first: the page
+    then drops the whole tree at once, while closing leaves first re-lays out the parts still
+    shown, and a plotly figure answers that resize 100 ms later on a comm closed meanwhile (an
+    error in the page). Layout and style models stay open (small, and often shared)."""
+    widget.close()
     for child in getattr(widget, "children", ()):
         close_tree(child)
-    widget.close()
 
 
 class Throttle:
@@ -247,10 +249,10 @@ class Lab(W.VBox):
             self._closed = True
             self._stop_following()
             self._throttle.close()
+            super().close()  # the lab first, then what is in it (see close_tree)
+            for child in self.children:
+                close_tree(child)
             self._on_close()
-        for child in self.children:
-            close_tree(child)
-        super().close()
 
     def to_figure(self, view: str | None = None) -> go.Figure:
         """``view`` (default: the one on screen) as a plotly Figure."""

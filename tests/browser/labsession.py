@@ -96,6 +96,16 @@ class LabSession:
             raise AssertionError(f"kernel error: {result['err']}")
         return str(result["out"])
 
+    def close_labs(self, code: str, selector: str, timeout_s: float = 30) -> None:
+        """Run ``code`` (it closes labs) in the kernel, wait until nothing matches ``selector``
+        in the page, then one second more: a figure's late messages (plotly answers a resize
+        100 ms later) would raise in the page by then, and ``page_errors`` records them."""
+        self.kernel(code)
+        self.page.wait_for_function(
+            "(sel) => !document.querySelector(sel)", arg=selector, timeout=timeout_s * 1000
+        )
+        self.page.wait_for_timeout(1000)
+
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"

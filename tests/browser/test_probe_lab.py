@@ -140,5 +140,5 @@ def test_probe_lab_in_jupyterlab(lab: LabSession) -> None:
     path = status.inner_text().split("wrote ", 1)[1].strip()
     assert path.endswith(".png") and "logit_lens" in path
     assert lab.kernel(f"import os; print(os.path.getsize({path!r}) > 5_000)").strip() == "True"
-    lab.kernel("probe.close(); tl.close()")
+    lab.close_labs("probe.close(); tl.close()", ".xp-lab")
     assert not lab.page_errors, lab.page_errors

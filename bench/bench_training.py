@@ -5,7 +5,14 @@
 at most 10 times a second (the default ``refresh_hz``). "bare loop": ``Trainer.step()`` in a
 loop on the same model factory, task and TrainConfig, no recorder, no views. The widgets run
 headless: their comm messages are still serialized (state → JSON + binary buffers) and go
-nowhere. One torch thread in both arms (tiny models).
+nowhere. One torch thread in both arms: the lab trains its built-in models on one
+(``TrainingLab.threads``), and the bare loop runs on one too, so the ratio is what the lab adds.
+
+For context, not the goal: a third arm, the bare loop in the main thread at torch's default
+count (2 here), 10 runs. On 2 cores it trains the tiny transformer faster than one thread can,
+and a training thread beside the kernel cannot match it: with a second OpenMP team, OpenMP
+sleeps between ops instead of spinning (the lab's training thread on 2 threads ran at about half
+its speed on 1; see the TrainingLab docstring).
 
 Two measures, both reported:
 
@@ -32,12 +39,14 @@ import time
 import torch
 from _harness import Bench, interleaved
 
+from explorer.device import torch_threads
 from explorer.models.registry import FAMILIES, model_for_task
 from explorer.train import Trainer
 from widgets.training import TrainingLab
 
-torch.set_num_threads(1)
 PAIRS = 40
+DEFAULT_RUNS = 10
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def median_ci(values: list[float]) -> tuple[float, float]:
@@ -82,7 +91,7 @@ def measure(lab: TrainingLab, steps: int) -> dict[str, list[float]]:
     updates/s, and each live run's in-run share: the wall time its training steps took over the
     run's wall time (Play to the return of pause: recording, view updates and start/stop count
     against it)."""
-    out: dict[str, list[float]] = {"live": [], "bare": [], "hz": [], "share": []}
+    out: dict[str, list[float]] = {"live": [], "bare": [], "default": [], "hz": [], "share": []}
     family = lab.controls["family"].value
     knobs = {k: lab.controls[k].value for k in FAMILIES[family]}
 
@@ -99,14 +108,19 @@ def measure(lab: TrainingLab, steps: int) -> dict[str, list[float]]:
         out["hz"].append(updates[0] / elapsed)
         out["share"].append(math.fsum(durations) / elapsed)
 
-    def peer() -> None:
+    def bare(threads: int, key: str) -> None:
         trainer = Trainer(model_for_task(lab.task, family, **knobs), lab.task, lab.trainer.config)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer.step()
-        out["bare"].append(steps / (time.perf_counter() - t0))
+        with torch_threads(threads):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.step()
+            out[key].append(steps / (time.perf_counter() - t0))
 
-    interleaved([ours, peer], [PAIRS, PAIRS], warmup=1)
+    interleaved(
+        [ours, lambda: bare(lab.threads, "bare"), lambda: bare(DEFAULT_THREADS, "default")],
+        [PAIRS, PAIRS, DEFAULT_RUNS],
+        warmup=1,
+    )
     return {k: v[1:] for k, v in out.items()}
 
 
@@ -134,6 +148,11 @@ def main() -> None:
         )  # fmt: skip
         bench.note(name, "steps/s live lab (median)", round(statistics.median(m["live"]), 1))
         bench.note(name, "steps/s bare loop (median)", round(statistics.median(m["bare"]), 1))
+        bench.note(
+            name,
+            f"steps/s bare loop, main thread, torch's default {DEFAULT_THREADS} threads (median)",
+            round(statistics.median(m["default"]), 1),
+        )
         bench.note(name, "in-run share (median)", round(share, 3))
         bench.note(
             name, "live / bare (median of paired ratios)", round(statistics.median(paired), 3)

@@ -41,6 +41,7 @@ __all__ = [
     "run_on_workers",
     "scratch",
     "torch_backend_on_cpu",
+    "torch_threads",
 ]
 
 T = TypeVar("T")
@@ -142,6 +143,19 @@ def _single_threaded_blas() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(torch_threads)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU ops on ``count`` threads inside the block, in the calling thread (OpenMP's
+    count is per thread; torch's default for threads started meanwhile follows it), restored
+    after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @functools.cache

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from explorer.device import torch_threads
 from explorer.train import Run
 from widgets.figures import training as figs
 from widgets.training import TrainingLab
@@ -154,11 +155,47 @@ def test_task_families_switch_controls_and_defaults(lab):
         ({"model": {"dept": 3}}, "unknown mlp setting 'dept'"),
         ({"task": "mnist"}, "task must be one of"),
         ({"task_kwargs": {"noise": 2.0}}, r"noise must be in \[0, 0.5\], got 2.0"),
+        ({"threads": 0}, "threads must be an integer >= 1, got 0"),
     ],
 )
 def test_out_of_range_values_name_the_field_and_range(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainingLab(**kwargs)
+
+
+def _training_thread_counts(lab: TrainingLab, steps: int) -> set[int]:
+    """torch's thread count seen by each step the lab's training thread takes."""
+    seen: set[int] = set()
+    step = lab.trainer.step
+
+    def counted() -> dict[str, float]:
+        seen.add(torch.get_num_threads())
+        return step()
+
+    lab.trainer.step = counted  # type: ignore[method-assign]
+    lab.play()
+    lab.wait(steps=lab.trainer.global_step + steps)
+    lab.pause()
+    return seen
+
+
+def test_the_training_thread_runs_torch_on_the_labs_thread_count(lab, tmp_path):
+    """A built-in (tiny) model trains on one torch thread, a user's model on torch's count, an
+    explicit ``threads`` wins; the kernel's own count is left as it was."""
+    before = torch.get_num_threads()
+    assert lab.threads == 1 and _training_thread_counts(lab, 10) == {1}
+    assert torch.get_num_threads() == before
+    two = TrainingLab("moons", task_kwargs={"n": 200}, threads=2, out_dir=tmp_path)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with torch_threads(3):  # torch's count when the lab is made
+        own = TrainingLab("moons", task_kwargs={"n": 200}, model=net, out_dir=tmp_path)
+    try:
+        assert _training_thread_counts(two, 10) == {2}
+        assert own.threads == 3 and _training_thread_counts(own, 10) == {3}
+    finally:
+        two.close()
+        own.close()
+    assert torch.get_num_threads() == before
 
 
 def test_configure_checks_everything_before_changing_anything(lab):

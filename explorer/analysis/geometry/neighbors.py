@@ -19,16 +19,21 @@ never its own neighbour, but its duplicates are (at distance 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 import torch
 
-from explorer.device import DeviceLike, as_numpy, as_torch, backend_for, resolve_device
+from explorer.device import (
+    DeviceLike,
+    as_numpy,
+    as_torch,
+    backend_for,
+    resolve_device,
+    torch_threads,
+)
 from explorer.kernels import knn as kernels
 from explorer.validation import check_matrix, check_positive_int
 
@@ -251,22 +256,12 @@ def _self_neighbours(
     if workers == 1:  # no pool, and the GEMMs keep torch's threads
         fold(0, [pair for pairs in _rounds(nb) for pair in pairs])
     else:
-        with _torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        with torch_threads(1), ThreadPoolExecutor(workers) as pool:
             for pairs in _rounds(nb):
                 shares = (pairs[w::workers] for w in range(workers))
                 list(pool.map(fold, range(workers), shares))
     kernels.finish(q, data64, n)
     return q
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _rounds(nb: int) -> list[list[tuple[int, int]]]:

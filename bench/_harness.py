@@ -49,29 +49,40 @@ SUMMARY_ENV = "EXPLORER_BENCH_SUMMARY"  # run_all.py: the JSON-lines file every 
 
 
 def interleaved(
-    fns: Sequence[Callable[[], Any]], repeats: Sequence[int], *, warmup: int = 1
+    fns: Sequence[Callable[[], Any]],
+    repeats: Sequence[int],
+    *,
+    warmup: int = 1,
+    settle_s: float = 0.2,
 ) -> list[list[float]]:
     """Seconds per call of each fn, in rounds that alternate their order (a, b, then b, a, …)
     until each has its count: a machine speed that drifts over seconds then favours neither the
     fn that runs first nor the one that runs last. Call i of one fn and call i of another are
     neighbours in time, so their ratio is a paired sample.
 
-    ``warmup`` untimed calls of each fn come first (first-touch allocation, JIT, caches).
+    ``warmup`` untimed calls of each fn come first (first-touch allocation, JIT, caches). With
+    more than one fn, each timed call starts ``settle_s`` after the last one ended: a BLAS
+    library's threads spin for up to ~0.1 s after a call (OpenBLAS under numpy), and on two
+    cores they slowed the next call of another library's code by half (our single-pair CKA:
+    71 ms alone, 111 ms right after numpy's reference, 71 ms after a 0.1 s pause; the reference
+    is not slowed by ours). A user's calls are seconds apart.
     """
     for _ in range(warmup):
         for fn in fns:
             fn()
+    settle = settle_s if len(fns) > 1 else 0.0
     out: list[list[float]] = [[] for _ in fns]
     for r in range(max(repeats)):
         arms = list(zip(fns, repeats, out))
         for fn, want, got in arms if r % 2 == 0 else arms[::-1]:
             if r < want:
-                got.append(_once(fn))
+                got.append(_once(fn, settle))
     return out
 
 
-def _once(fn: Callable[[], Any]) -> float:
+def _once(fn: Callable[[], Any], settle_s: float = 0.0) -> float:
     gc.collect()
+    time.sleep(settle_s)
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0

@@ -125,19 +125,22 @@ def shift_rows(
 
 @_leaf_reduction
 def row_dots(z: np.ndarray, v: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
-    """out[i] ← Σ_c z[c, i, :] · v[c k : (c+1) k] in float64 for r0 ≤ i < r1.
+    """out[b, i] ← Σ_c z[c, i, :] · v[b, c k : (c+1) k] in float64 for r0 ≤ i < r1, every b.
 
     z: (C, r, k) any float dtype (a row-major (n, d) matrix is z[None]; feature rows in C
-    chunks of k samples are :func:`shift_rows`' chunked layout); v: (C·k,) float64.
+    chunks of k samples are :func:`shift_rows`' chunked layout); v: (m, C·k) float64; out:
+    (m, r). Row i is read from memory once for all m vectors (it stays in cache between them).
     """
     chunks, _, k = z.shape
     for i in range(r0, r1):
-        s = 0.0
-        for c in range(chunks):
-            row = z[c, i]
-            for j in range(k):
-                s += np.float64(row[j]) * v[c * k + j]
-        out[i] = s
+        for b in range(v.shape[0]):
+            s = 0.0
+            for c in range(chunks):
+                row = z[c, i]
+                vb = v[b, c * k : (c + 1) * k]
+                for j in range(k):
+                    s += np.float64(row[j]) * vb[j]
+            out[b, i] = s
 
 
 @_leaf_reduction

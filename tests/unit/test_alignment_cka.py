@@ -178,14 +178,15 @@ def test_moment_kernels_match_numpy_float64():
         np.testing.assert_allclose(zsum, z64.sum(0), rtol=1e-10, atol=1e-12)
         if transposed:
             assert not out[2, :, 5:].any()  # padding past n untouched
-            v = rng.standard_normal(48)
-            dots = np.empty(6)
-            kernels.row_dots(out, v, 0, 6, dots)  # chunked feature rows · per-sample v
-            np.testing.assert_allclose(dots, z64.T @ v[:37], rtol=1e-12, atol=1e-12)
-    v = rng.standard_normal(6)
-    dots = np.empty(37)
+            v = rng.standard_normal((3, 48))
+            dots = np.empty((3, 6))
+            kernels.row_dots(out, v, 0, 4, dots)  # chunked feature rows · per-sample vectors
+            kernels.row_dots(out, v, 4, 6, dots)
+            np.testing.assert_allclose(dots, v[:, :37] @ z64, rtol=1e-12, atol=1e-12)
+    v = rng.standard_normal((2, 6))
+    dots = np.empty((2, 37))
     kernels.row_dots(z[None], v, 0, 37, dots)
-    np.testing.assert_allclose(dots, z64 @ v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dots, v @ z64.T, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.kernels

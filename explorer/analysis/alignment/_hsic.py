@@ -193,7 +193,8 @@ def _shift_rows(
 def row_dots_into(
     z: np.ndarray, v: np.ndarray, out: np.ndarray, r0: int, r1: int, _: Any = None
 ) -> None:
-    """out[r0:r1] ← float64 dots of z's rows with v (see :func:`explorer.kernels.alignment.row_dots`)."""
+    """out[:, r0:r1] ← float64 dots of z's rows with each row of v (see
+    :func:`explorer.kernels.alignment.row_dots`)."""
     kernels.row_dots(z, v, r0, r1, out)
 
 
@@ -388,11 +389,10 @@ def feature_moments(
             padded = np.zeros((m, chunks * k))  # q_b per sample, zero past n like the chunks
             padded[:, : s.n] = s.q.T
             w = [np.empty((m, zt.shape[1])) for zt in s.zs]  # Z_aᵀ q_b: a float64 dot per feature
-            reduce_rows(
+            reduce_rows(  # one pass over each Z_a for every q_b
                 [
-                    (zt.shape[1], chunks * k, partial(row_dots_into, zt, padded[b], w[a][b]), ())
+                    (zt.shape[1], chunks * k, partial(row_dots_into, zt, padded, w[a]), ())
                     for a, zt in enumerate(s.zs)
-                    for b in range(m)
                 ]
             )
         qq, qsum = s.q.T @ s.q, s.q.sum(0)

@@ -112,7 +112,7 @@ def _gram_row_sums(s: Shifted) -> np.ndarray:
     out = np.empty((len(s.zs), s.n))
     reduce_rows(
         [
-            (s.n, z.shape[1], partial(row_dots_into, z[None], v, out[a]), ())
+            (s.n, z.shape[1], partial(row_dots_into, z[None], v[None], out[a : a + 1]), ())
             for a, (z, v) in enumerate(zip(s.zs, s.sums))
         ]
     )

@@ -136,13 +136,14 @@ def _blas_controller() -> ThreadpoolController:
 
 @contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    """numpy's/scipy's BLAS and torch's CPU ops on one thread each inside the block."""
-    torch_threads = torch.get_num_threads()
+    """numpy's/scipy's BLAS on one thread inside the block; torch's count restored after (the
+    workers set theirs to 1, which also sets torch's default for threads started later)."""
+    before = torch.get_num_threads()
     try:
         with _blas_controller().limit(limits=1, user_api="blas"):
             yield
     finally:
-        torch.set_num_threads(torch_threads)
+        torch.set_num_threads(before)
 
 
 @contextmanager
